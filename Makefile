@@ -1,0 +1,36 @@
+# Switchboard. `make run` serves with the offline voice stack; `make test` runs lint and tests.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint unit simulate bench clean
+
+# Rebuild the virtualenv when it is missing or a requirements file changed.
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(PY) server.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+unit: install
+	$(PY) -m pytest
+
+test: lint unit
+
+simulate: install
+	$(PY) simulate.py --url http://127.0.0.1:$${PORT:-8000} --say "Hello, is anybody there?" --out reply.wav
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,200 @@
+"""One call's voice bot: the Pipecat pipeline from the caller's audio to the bot's reply.
+
+    transport in → STT → DTMF → user aggregator (Silero VAD) → agent → TTS → transport out
+                                                                   → assistant aggregator
+
+The whole pipeline runs at the call's wire rate (8 kHz for telephony): every
+8↔16 kHz resampling step would add about 60 ms to each reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from enum import StrEnum
+from typing import Any
+
+from loguru import logger
+from pipecat.frames.frames import (
+    EndWorkerFrame,
+    FunctionCallResultProperties,
+    TTSSpeakFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.services.llm_service import FunctionCallParams, LLMService
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
+    SpeechTimeoutUserTurnStopStrategy,
+)
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
+
+from settings import Settings
+from telephony import CallInfo
+from voice import VoiceStack
+from voice.echo import BOT_ENDED, FAREWELL
+from voice.echo import GREETING as ECHO_GREETING
+
+# After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
+USER_PAUSE_SECS = 0.3
+
+END_CALL_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "end_call",
+        "description": "Say goodbye and hang up, when the caller wants to end the call.",
+        "parameters": {"type": "object", "properties": {}},
+    },
+}
+
+
+class EndReason(StrEnum):
+    """Why a call's pipeline ended."""
+
+    CALLER_HUNG_UP = "caller_hung_up"
+    BOT_ENDED = "bot_ended"
+    DRAINED = "drained"
+    ERROR = "error"
+
+
+def system_prompt(call: CallInfo, settings: Settings) -> str:
+    """The call's system prompt: a `system_prompt` parameter, or the default, plus call data."""
+    prompt = call.parameters.get("system_prompt") or settings.system_prompt
+    data = {k: v for k, v in call.parameters.items() if k not in {"system_prompt", "greeting"}}
+    facts = [f"This call is {call.direction}, from {call.from_number} to {call.to_number}."]
+    if data:
+        facts.append("Data for this call: " + ", ".join(f"{k}={v}" for k, v in data.items()) + ".")
+    return f"{prompt}\n\n{' '.join(facts)}"
+
+
+def greeting(call: CallInfo, voice: VoiceStack, settings: Settings) -> str:
+    """What the bot says first: a `greeting` parameter, else the agent's default."""
+    if "greeting" in call.parameters:
+        return call.parameters["greeting"]
+    return ECHO_GREETING if voice.is_agent_echo else settings.greeting
+
+
+class Bot:
+    """The conversation of one call, from pipeline start to hang-up."""
+
+    def __init__(
+        self, call: CallInfo, transport: BaseTransport, voice: VoiceStack, settings: Settings
+    ) -> None:
+        """Build the call's pipeline (cheap: the heavy models are shared by `voice`).
+
+        Args:
+            call: The call, from its `start` message.
+            transport: The call's media transport.
+            voice: The process's voice stack.
+            settings: Server settings (prompt and greeting defaults, VAD timing).
+        """
+        self.call = call
+        self.end_reason: EndReason | None = None
+        self._settings = settings
+        self._greeting = greeting(call, voice, settings)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+        context = LLMContext(
+            messages=[{"role": "system", "content": system_prompt(call, settings)}]
+        )
+        agent = voice.agent()
+        if isinstance(agent, LLMService):
+            context.set_tools([END_CALL_TOOL])  # type: ignore[list-item]
+            agent.register_function("end_call", self._end_call_tool)
+        aggregators = LLMContextAggregatorPair(
+            context,
+            user_params=LLMUserAggregatorParams(
+                vad_analyzer=voice.vad(),
+                user_turn_strategies=UserTurnStrategies(
+                    stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=USER_PAUSE_SECS)]
+                ),
+            ),
+        )
+        pipeline = Pipeline(
+            [
+                transport.input(),
+                voice.stt(),
+                DTMFAggregator(timeout=1.0),
+                aggregators.user(),
+                agent,
+                voice.tts(),
+                transport.output(),
+                aggregators.assistant(),
+            ]
+        )
+        self.worker = PipelineWorker(
+            pipeline,
+            params=PipelineParams(
+                audio_in_sample_rate=call.sample_rate, audio_out_sample_rate=call.sample_rate
+            ),
+            enable_rtvi=False,
+            idle_timeout_secs=None,
+        )
+
+        @transport.event_handler("on_client_connected")
+        async def _greet(_transport: BaseTransport, _ws: object) -> None:
+            if call.outbound:
+                self._spawn(self._greet_after_callee())
+            else:
+                await self.worker.queue_frame(TTSSpeakFrame(self._greeting))
+
+        @transport.event_handler("on_client_disconnected")
+        async def _gone(_transport: BaseTransport, _ws: object) -> None:
+            self.caller_left()
+
+        @self.worker.event_handler("on_pipeline_finished")
+        async def _finished(_worker: PipelineWorker, frame: object) -> None:
+            if self.end_reason is None and getattr(frame, "reason", None) == BOT_ENDED:
+                self.end_reason = EndReason.BOT_ENDED
+
+    async def run(self) -> EndReason:
+        """Run the conversation until the call ends; return why it ended."""
+        runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+        try:
+            await runner.add_workers(self.worker)
+            await runner.run()
+        except Exception:
+            logger.exception("The call's pipeline failed")
+            self.end_reason = EndReason.ERROR
+        finally:
+            for task in self._tasks:
+                task.cancel()
+        return self.end_reason or EndReason.CALLER_HUNG_UP
+
+    def caller_left(self) -> None:
+        """The caller hung up: stop at once, nothing left to say."""
+        if self.end_reason is None:
+            self.end_reason = EndReason.CALLER_HUNG_UP
+        self._spawn(self.worker.cancel(reason="caller hung up"))
+
+    async def say_goodbye(self, text: str, reason: EndReason) -> None:
+        """Say `text`, let it play out, then end the call (used by drain)."""
+        if self.end_reason is None:
+            self.end_reason = reason
+        await self.worker.queue_frames([TTSSpeakFrame(text), EndWorkerFrame(reason=reason)])
+
+    async def _greet_after_callee(self) -> None:
+        # On a call we placed, the callee answers with "hello?": let them speak first.
+        await asyncio.sleep(self._settings.outbound_greeting_wait_secs)
+        await self.worker.queue_frame(TTSSpeakFrame(self._greeting))
+
+    async def _end_call_tool(self, params: FunctionCallParams) -> None:
+        await params.result_callback(
+            {"status": "ending call"}, properties=FunctionCallResultProperties(run_llm=False)
+        )
+        self.end_reason = EndReason.BOT_ENDED
+        await params.llm.push_frame(TTSSpeakFrame(FAREWELL))
+        await params.llm.push_frame(EndWorkerFrame(reason=BOT_ENDED), FrameDirection.DOWNSTREAM)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

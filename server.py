@@ -1,0 +1,182 @@
+"""Switchboard's HTTP and websocket server: `create_app(settings)` and `main()`.
+
+POST /     Twilio's voice webhook; answers TwiML that streams the call to /ws
+WS   /ws   the call's media stream (Twilio, or Exotel's Voicebot applet)
+GET  /healthz
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import uvicorn
+from fastapi import Depends, FastAPI, Request, Response, WebSocket
+from loguru import logger
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pydantic import ValidationError
+from starlette.datastructures import Headers
+
+import twiml
+from bot import Bot
+from calls import CallRegistry
+from logs import configure_logging
+from settings import Settings
+from telephony import CallEvents, TelephonyError, identify, read_start, serializer_for
+from telephony.twilio import signature_is_valid
+from voice import VoiceStack
+
+WS_POLICY_VIOLATION = 1008
+WS_UNSUPPORTED_DATA = 1003
+TWIML = "application/xml"
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_voice(request: Request) -> VoiceStack:
+    return request.app.state.voice  # type: ignore[no-any-return]
+
+
+def get_calls(request: Request) -> CallRegistry:
+    return request.app.state.calls  # type: ignore[no-any-return]
+
+
+def ws_settings(websocket: WebSocket) -> Settings:
+    return websocket.app.state.settings  # type: ignore[no-any-return]
+
+
+def ws_voice(websocket: WebSocket) -> VoiceStack:
+    return websocket.app.state.voice  # type: ignore[no-any-return]
+
+
+def ws_calls(websocket: WebSocket) -> CallRegistry:
+    return websocket.app.state.calls  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+WsSettingsDep = Annotated[Settings, Depends(ws_settings)]
+WsVoiceDep = Annotated[VoiceStack, Depends(ws_voice)]
+WsCallsDep = Annotated[CallRegistry, Depends(ws_calls)]
+
+
+def public_base(headers: Headers, scheme: str, settings: Settings) -> str:
+    """Where Twilio reaches this server: `PUBLIC_URL`, else the request's own host.
+
+    Behind a proxy (ngrok, a load balancer) the scheme comes from `X-Forwarded-Proto`.
+    """
+    if settings.public_url is not None:
+        return str(settings.public_url).rstrip("/")
+    proto = headers.get("x-forwarded-proto", "").split(",")[0].strip()
+    if not proto:
+        proto = "https" if scheme in ("https", "wss") else "http"
+    host = headers.get("x-forwarded-host") or headers.get("host", "localhost")
+    return f"{proto}://{host}"
+
+
+def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
+    """Build the server for `settings`.
+
+    Args:
+        settings: Validated settings.
+        voice: An already loaded voice stack to share (tests); loaded at start-up when None.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.voice = voice or await VoiceStack.load(settings)
+        yield
+
+    app = FastAPI(title="Switchboard", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.calls = CallRegistry()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/")
+    async def voice_webhook(request: Request, settings: SettingsDep) -> Response:
+        form = await request.form()
+        base = public_base(request.headers, request.url.scheme, settings)
+        if settings.validates_signatures:
+            url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            if not signature_is_valid(
+                settings, url, form, request.headers.get("x-twilio-signature")
+            ):
+                logger.warning(f"Webhook refused: bad X-Twilio-Signature for {url}")
+                return Response("invalid signature", status_code=403, media_type="text/plain")
+        call_sid = str(form.get("CallSid", ""))
+        with logger.contextualize(call_sid=call_sid or "-"):
+            parameters = {k: v for k, v in request.query_params.items() if k not in twiml.RESERVED}
+            parameters |= {
+                "from_number": str(form.get("From", "")),
+                "to_number": str(form.get("To", "")),
+                "direction": "inbound",
+            }
+            logger.info("Incoming call: streaming it to /ws")
+            body = twiml.connect_stream(twiml.stream_url(base), parameters)
+        return Response(body, media_type=TWIML)
+
+    @app.websocket("/ws")
+    async def media_stream(
+        websocket: WebSocket, settings: WsSettingsDep, voice: WsVoiceDep, calls: WsCallsDep
+    ) -> None:
+        await websocket.accept()
+        if settings.validates_signatures:
+            url = twiml.stream_url(public_base(websocket.headers, websocket.url.scheme, settings))
+            signature = websocket.headers.get("x-twilio-signature")
+            if not signature_is_valid(settings, url, {}, signature):
+                logger.warning(f"Media stream refused: bad X-Twilio-Signature for {url}")
+                await websocket.close(WS_POLICY_VIOLATION, "invalid signature")
+                return
+        try:
+            call = identify(await read_start(websocket))
+        except TelephonyError as e:
+            logger.warning(f"Media stream refused: {e}")
+            await websocket.close(WS_UNSUPPORTED_DATA, str(e))
+            return
+        with logger.contextualize(call_sid=call.call_sid):
+            events = CallEvents()
+            transport = FastAPIWebsocketTransport(
+                websocket,
+                FastAPIWebsocketParams(
+                    audio_in_enabled=True,
+                    audio_out_enabled=True,
+                    add_wav_header=False,
+                    serializer=serializer_for(call, settings, events),
+                    allowed_origins=[],  # Twilio's websocket has no Origin header
+                ),
+            )
+            bot = Bot(call, transport, voice, settings)
+            events.on_stop(bot.caller_left)
+            calls.add(bot)
+            logger.info(f"Call started ({call.provider}, {call.direction})")
+            try:
+                reason = await bot.run()
+            finally:
+                calls.remove(bot)
+            logger.info(f"Call ended: {reason}")
+
+    return app
+
+
+def main() -> None:
+    """Serve with the settings from the environment and `.env`."""
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        raise SystemExit(f"Invalid configuration:\n{e}") from None
+    configure_logging(settings)
+    if not settings.validates_signatures:
+        logger.warning(
+            "Twilio signatures are NOT checked (no TWILIO_AUTH_TOKEN, or "
+            "TWILIO_VALIDATE_SIGNATURES=false): anyone who finds this server can use it"
+        )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

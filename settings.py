@@ -1,0 +1,143 @@
+"""Configuration, read from the environment and `.env`, validated at start-up.
+
+Every setting is documented in `.env.example`. Secrets are `SecretStr`, so they
+never appear in a log line or a repr.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class STTChoice(StrEnum):
+    WHISPER = "whisper"
+    DEEPGRAM = "deepgram"
+
+
+class LLMChoice(StrEnum):
+    ECHO = "echo"
+    OPENAI = "openai"
+
+
+class TTSChoice(StrEnum):
+    PIPER = "piper"
+    CARTESIA = "cartesia"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly assistant on a phone call. Your words are spoken aloud, "
+    "so answer in one or two short sentences, with no lists, markdown or emoji. "
+    "When the caller wants to end the call, say goodbye and call the end_call tool."
+)
+DEFAULT_GREETING = "Hello! How can I help you today?"
+
+
+class Settings(BaseSettings):
+    """Switchboard's settings. Field names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+    public_url: AnyHttpUrl | None = None
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.TEXT
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_phone_number: str | None = None
+    twilio_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")
+    twilio_validate_signatures: bool = True
+
+    stt: STTChoice | None = None
+    llm: LLMChoice | None = None
+    tts: TTSChoice | None = None
+    deepgram_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+    openai_base_url: AnyHttpUrl | None = None
+    openai_model: str = "gpt-4o-mini"
+    cartesia_api_key: SecretStr | None = None
+    cartesia_voice_id: str = "71a7ad14-091c-4e8e-a314-022ece01c121"
+
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    greeting: str = DEFAULT_GREETING
+    vad_stop_secs: float = Field(0.2, gt=0, le=3)
+    outbound_greeting_wait_secs: float = Field(3.0, ge=0, le=30)
+
+    dialout_api_key: SecretStr | None = None
+    dialout_allowed_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("dialout_allowed_prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator(
+        "twilio_account_sid",
+        "twilio_phone_number",
+        "twilio_auth_token",
+        "deepgram_api_key",
+        "openai_api_key",
+        "cartesia_api_key",
+        "dialout_api_key",
+        "public_url",
+        "openai_base_url",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `.env.example` copies leave `KEY=` lines; an empty value means "not set".
+        return None if value == "" else value
+
+    @field_validator("twilio_account_sid")
+    @classmethod
+    def _account_sid_shape(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("AC") and len(value) == 34):
+            raise ValueError("must look like AC followed by 32 hex characters")
+        return value
+
+    @model_validator(mode="after")
+    def _choose_services(self) -> Self:
+        if self.stt is None:
+            self.stt = STTChoice.DEEPGRAM if self.deepgram_api_key else STTChoice.WHISPER
+        if self.llm is None:
+            self.llm = LLMChoice.OPENAI if self.openai_api_key else LLMChoice.ECHO
+        if self.tts is None:
+            self.tts = TTSChoice.CARTESIA if self.cartesia_api_key else TTSChoice.PIPER
+        missing = [
+            name
+            for name, needed, key in (
+                ("DEEPGRAM_API_KEY", self.stt is STTChoice.DEEPGRAM, self.deepgram_api_key),
+                ("CARTESIA_API_KEY", self.tts is TTSChoice.CARTESIA, self.cartesia_api_key),
+            )
+            if needed and not key
+        ]
+        # An OpenAI-compatible local server (Ollama, vLLM) needs no key.
+        if self.llm is LLMChoice.OPENAI and not (self.openai_api_key or self.openai_base_url):
+            missing.append("OPENAI_API_KEY (or OPENAI_BASE_URL)")
+        if missing:
+            raise ValueError(f"the chosen voice services need {', '.join(missing)}")
+        return self
+
+    @property
+    def validates_signatures(self) -> bool:
+        """Whether Twilio's `X-Twilio-Signature` is checked on webhooks and the websocket."""
+        return self.twilio_validate_signatures and self.twilio_auth_token is not None
+
+    @property
+    def can_hang_up(self) -> bool:
+        """Whether the server holds the credentials to end calls through Twilio's REST API."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token)

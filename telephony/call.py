@@ -1,0 +1,42 @@
+"""What the server knows about one call once its media stream has started."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Parameters the server itself puts on a stream; everything else is the caller's own data.
+RESERVED_PARAMETERS = frozenset({"from_number", "to_number", "direction"})
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """One call, as described by its provider's `start` message.
+
+    Attributes:
+        provider: `twilio` or `exotel`.
+        call_sid: The provider's id for the call.
+        stream_sid: The provider's id for the media stream.
+        account_sid: The provider account the call belongs to.
+        from_number: Caller, E.164 where the provider gives it.
+        to_number: Callee.
+        direction: `inbound` (someone called us) or `outbound` (we placed it).
+        parameters: Custom per-call data (TwiML `<Parameter>`s, Exotel custom parameters).
+        sample_rate: Audio rate on the wire, in Hz.
+        encoding: Audio encoding on the wire.
+    """
+
+    provider: str
+    call_sid: str
+    stream_sid: str
+    account_sid: str = ""
+    from_number: str = ""
+    to_number: str = ""
+    direction: str = "inbound"
+    parameters: dict[str, str] = field(default_factory=dict)
+    sample_rate: int = 8000
+    encoding: str = "audio/x-mulaw"
+
+    @property
+    def outbound(self) -> bool:
+        """Whether this server placed the call (dial-out)."""
+        return self.direction == "outbound"

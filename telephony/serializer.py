@@ -1,0 +1,60 @@
+"""What every provider's serializer shares: bad frames are logged, never fatal."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+from pipecat.frames.frames import Frame
+
+
+def parse_message(data: str | bytes) -> dict[str, Any] | None:
+    """Decode one websocket frame into a JSON object, or log why it is not one."""
+    try:
+        message = json.loads(data)
+    except (ValueError, TypeError):
+        kind = "binary" if isinstance(data, bytes) else "non-JSON"
+        logger.warning(f"Ignoring a {kind} frame: {data[:60]!r}")
+        return None
+    if not isinstance(message, dict):
+        logger.warning(f"Ignoring a frame that is not a JSON object: {str(message)[:60]}")
+        return None
+    return message
+
+
+class CallEvents:
+    """How a serializer tells the call that the provider ended it.
+
+    Attributes:
+        caller_left: Set once the provider said the call is over (`stop`): there
+            is then nothing left to hang up.
+    """
+
+    def __init__(self) -> None:
+        self.caller_left = False
+        self._on_stop: Callable[[], None] | None = None
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Register what to do when the provider sends `stop`."""
+        self._on_stop = callback
+
+    def stopped(self) -> None:
+        """Record the provider's `stop` and notify the call once."""
+        if self.caller_left:
+            return
+        self.caller_left = True
+        if self._on_stop:
+            self._on_stop()
+
+
+async def decode_safely(
+    message: dict[str, Any], handle: Callable[[dict[str, Any]], Any]
+) -> Frame | None:
+    """Run a provider's message handler; a malformed message is logged and dropped."""
+    try:
+        return await handle(message)
+    except Exception as e:
+        logger.warning(f"Ignoring a malformed {message.get('event')!r} message: {e!r}")
+        return None

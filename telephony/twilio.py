@@ -1,0 +1,131 @@
+"""Twilio Media Streams: recognising a stream, its serializer, and request signatures."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from loguru import logger
+from pipecat.audio.dtmf.types import KeypadEntry
+from pipecat.audio.utils import ulaw_to_pcm
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InputAudioRawFrame,
+    InputDTMFFrame,
+)
+from pipecat.serializers.twilio import TwilioFrameSerializer
+from twilio.request_validator import RequestValidator
+
+from settings import Settings
+from telephony.call import RESERVED_PARAMETERS, CallInfo
+from telephony.serializer import CallEvents, decode_safely, parse_message
+
+NAME = "twilio"
+QUIET_EVENTS = frozenset({"connected", "start", "mark"})
+
+
+def matches(start: dict[str, Any]) -> bool:
+    """Whether a `start` message is Twilio's (camelCase `streamSid`)."""
+    return "streamSid" in start or "streamSid" in start.get("start", {})
+
+
+def call_info(start: dict[str, Any]) -> CallInfo:
+    """Read a Twilio `start` message.
+
+    `from_number`, `to_number` and `direction` ride in `customParameters`
+    because Twilio's `start` carries neither number.
+    """
+    body = start.get("start", {})
+    custom = {str(k): str(v) for k, v in (body.get("customParameters") or {}).items()}
+    media = body.get("mediaFormat") or {}
+    return CallInfo(
+        provider=NAME,
+        call_sid=str(body.get("callSid", "")),
+        stream_sid=str(body.get("streamSid") or start.get("streamSid", "")),
+        account_sid=str(body.get("accountSid", "")),
+        from_number=custom.get("from_number", ""),
+        to_number=custom.get("to_number", ""),
+        direction=custom.get("direction", "inbound"),
+        parameters={k: v for k, v in custom.items() if k not in RESERVED_PARAMETERS},
+        sample_rate=int(media.get("sampleRate", 8000)),
+        encoding=str(media.get("encoding", "audio/x-mulaw")),
+    )
+
+
+class TwilioSerializer(TwilioFrameSerializer):
+    """Pipecat's Twilio serializer, hardened.
+
+    It parses each frame once, survives malformed frames, ends the call on
+    `stop`, and does not try to hang up a call the caller already left.
+    """
+
+    def __init__(self, call: CallInfo, settings: Settings, events: CallEvents):
+        """Build the serializer for one call.
+
+        Args:
+            call: The call, from its `start` message.
+            settings: Credentials for the automatic hang-up through the REST API.
+            events: Where `stop` is reported.
+        """
+        token = settings.twilio_auth_token
+        super().__init__(
+            stream_sid=call.stream_sid,
+            call_sid=call.call_sid,
+            account_sid=settings.twilio_account_sid,
+            auth_token=token.get_secret_value() if token else None,
+            base_url=str(settings.twilio_api_base_url).rstrip("/"),
+            params=TwilioFrameSerializer.InputParams(
+                twilio_sample_rate=call.sample_rate, auto_hang_up=settings.can_hang_up
+            ),
+        )
+        self.events = events
+
+    async def serialize(self, frame: Frame) -> str | bytes | None:
+        """Encode a frame for Twilio; skip the hang-up when the caller already left."""
+        if isinstance(frame, (EndFrame, CancelFrame)) and self.events.caller_left:
+            return None
+        return await super().serialize(frame)
+
+    async def deserialize(self, data: str | bytes) -> Frame | None:
+        """Decode a Twilio message; malformed ones are logged and dropped."""
+        message = parse_message(data)
+        if message is None:
+            return None
+        return await decode_safely(message, self._decode)
+
+    async def _decode(self, message: dict[str, Any]) -> Frame | None:
+        event = message.get("event")
+        if event == "media":
+            payload = base64.b64decode(message["media"]["payload"], validate=True)
+            if not payload:
+                return None
+            pcm = await ulaw_to_pcm(
+                payload, self._twilio_sample_rate, self._sample_rate, self._input_resampler
+            )
+            return InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self._sample_rate)
+        if event == "dtmf":
+            return InputDTMFFrame(KeypadEntry(message["dtmf"]["digit"]))
+        if event == "stop":
+            logger.info("Twilio stopped the stream: the caller hung up")
+            self.events.stopped()
+            return None
+        if event not in QUIET_EVENTS:
+            logger.warning(f"Ignoring unknown Twilio event {event!r}")
+        return None
+
+
+def signature_is_valid(settings: Settings, url: str, params: Any, signature: str | None) -> bool:
+    """Check `X-Twilio-Signature` for a request Twilio made to `url`.
+
+    Args:
+        settings: Holds the auth token.
+        url: The full public URL Twilio requested (`wss://HOST/ws` for the stream).
+        params: The POSTed form (Starlette's FormData keeps repeated keys), or `{}`.
+        signature: The header's value, if any.
+    """
+    if not signature or settings.twilio_auth_token is None:
+        return False
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+    return bool(validator.validate(url, params, signature))

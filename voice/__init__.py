@@ -1,0 +1,76 @@
+"""Voice services: speech-to-text, the agent (LLM or echo), text-to-speech, and VAD.
+
+`VoiceStack.load(settings)` runs once per process and loads whatever is heavy;
+its methods then build each call's own light services around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+from pipecat.processors.frame_processor import FrameProcessor
+
+from settings import LLMChoice, Settings, STTChoice, TTSChoice
+from voice import cloud
+from voice.echo import EchoAgent
+
+
+@dataclass
+class VoiceStack:
+    """The process-wide voice models and the per-call services built on them."""
+
+    settings: Settings
+    whisper: Any = None
+    piper: Any = None
+    silero: Any = None
+
+    @classmethod
+    async def load(cls, settings: Settings) -> VoiceStack:
+        """Load the models the settings choose, off the event loop."""
+        from voice import offline
+
+        stack = cls(settings)
+        stack.silero = await asyncio.to_thread(offline.load_silero)
+        if settings.stt is STTChoice.WHISPER:
+            stack.whisper = await asyncio.to_thread(offline.load_whisper)
+        if settings.tts is TTSChoice.PIPER:
+            stack.piper = await asyncio.to_thread(offline.load_piper)
+        logger.info(f"Voice services: stt={settings.stt} llm={settings.llm} tts={settings.tts}")
+        return stack
+
+    @property
+    def is_agent_echo(self) -> bool:
+        """Whether the agent is the offline echo agent rather than an LLM."""
+        return self.settings.llm is LLMChoice.ECHO
+
+    def vad(self) -> VADAnalyzer:
+        """A call's voice activity detector."""
+        from voice.offline import SharedSileroVAD
+
+        return SharedSileroVAD(self.silero, params=VADParams(stop_secs=self.settings.vad_stop_secs))
+
+    def stt(self) -> FrameProcessor:
+        """A call's speech-to-text service."""
+        if self.settings.stt is STTChoice.DEEPGRAM:
+            return cloud.deepgram_stt(self.settings)
+        from voice.offline import SharedWhisperSTT
+
+        return SharedWhisperSTT(self.whisper)
+
+    def agent(self) -> FrameProcessor:
+        """A call's agent: the LLM service, or the echo agent."""
+        if self.settings.llm is LLMChoice.OPENAI:
+            return cloud.openai_llm(self.settings)
+        return EchoAgent()
+
+    def tts(self) -> FrameProcessor:
+        """A call's text-to-speech service."""
+        if self.settings.tts is TTSChoice.CARTESIA:
+            return cloud.cartesia_tts(self.settings)
+        from voice.offline import SharedPiperTTS
+
+        return SharedPiperTTS(self.piper)

