@@ -175,7 +175,18 @@ def main() -> None:
             "Twilio signatures are NOT checked (no TWILIO_AUTH_TOKEN, or "
             "TWILIO_VALIDATE_SIGNATURES=false): anyone who finds this server can use it"
         )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    serve(settings)
+
+
+def serve(settings: Settings, voice: VoiceStack | None = None) -> None:
+    """Serve in this process until stopped.
+
+    Args:
+        settings: Validated settings; logging is already configured.
+        voice: A voice stack to use instead of loading one (the benchmark's).
+    """
+    app = create_app(settings, voice)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
 
 
 if __name__ == "__main__":
