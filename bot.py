@@ -37,6 +37,7 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from fastpath import bot_audio_end, caller_audio_end
 from settings import Settings
 from telephony import CallInfo
 from voice import VoiceStack
@@ -122,11 +123,13 @@ class Bot:
             [
                 transport.input(),
                 voice.stt(),
-                DTMFAggregator(timeout=1.0),
+                DTMFAggregator(timeout=1.0, enable_direct_mode=True),
                 aggregators.user(),
+                caller_audio_end(),
                 agent,
                 voice.tts(),
                 transport.output(),
+                bot_audio_end(),
                 aggregators.assistant(),
             ]
         )
@@ -136,6 +139,7 @@ class Bot:
                 audio_in_sample_rate=call.sample_rate, audio_out_sample_rate=call.sample_rate
             ),
             enable_rtvi=False,
+            enable_turn_tracking=False,
             idle_timeout_secs=None,
         )
 

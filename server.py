@@ -7,6 +7,7 @@ GET  /healthz
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -14,13 +15,14 @@ from typing import Annotated
 import uvicorn
 from fastapi import Depends, FastAPI, Request, Response, WebSocket
 from loguru import logger
-from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
 import twiml
 from bot import Bot
 from calls import CallRegistry
+from fastpath import TelephonyTransport
 from logs import configure_logging
 from settings import Settings
 from telephony import CallEvents, TelephonyError, identify, read_start, serializer_for
@@ -87,6 +89,9 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.voice = voice or await VoiceStack.load(settings)
+        # What start-up loaded lives as long as the process: keep the collector
+        # from walking it, or each full collection stalls every call ~150 ms.
+        gc.freeze()
         yield
 
     app = FastAPI(title="Switchboard", lifespan=lifespan)
@@ -140,7 +145,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
             return
         with logger.contextualize(call_sid=call.call_sid):
             events = CallEvents()
-            transport = FastAPIWebsocketTransport(
+            transport = TelephonyTransport(
                 websocket,
                 FastAPIWebsocketParams(
                     audio_in_enabled=True,
