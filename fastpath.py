@@ -12,10 +12,12 @@ output transport uses the bot's. With the pieces here a packet goes
 
     receive → STT → DTMF (inline) → user aggregator (VAD) → dropped (inline)
 
-and the bot's audio ends at the output transport.
+in frames of two packets, and the bot's audio ends at the output transport.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -28,15 +30,33 @@ from starlette.websockets import WebSocket
 
 
 class _DirectInput(FastAPIWebsocketInputTransport):
-    """Pushes each received packet on at once, not through a queue and a second task.
+    """Pushes the caller's audio on from the receiving task, in frames of `frame_ms`.
 
-    Pipecat's input queue exists for audio filters, which a telephony call has none of.
+    Pipecat queues each packet for a second task, which exists for audio
+    filters; a telephony call has none. And a 40 ms frame costs every
+    processor it passes about what a 20 ms one does, so two of Twilio's 20 ms
+    packets travel as one: half the per-packet work, for 10 ms more on average
+    before VAD hears the end of a sentence.
     """
 
+    def __init__(self, *args: Any, frame_ms: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._frame_ms = frame_ms
+        self._pending = bytearray()
+
     async def push_audio_frame(self, frame: InputAudioRawFrame) -> None:
-        """Push the caller's audio downstream from the receiving task itself."""
-        if self._params.audio_in_enabled and not self._paused:
-            await self.push_frame(frame)
+        """Push the caller's audio downstream once a frame's worth has arrived."""
+        if not self._params.audio_in_enabled or self._paused:
+            return
+        self._pending += frame.audio
+        if len(self._pending) * 1000 < self._frame_ms * frame.sample_rate * 2 * frame.num_channels:
+            return
+        audio, self._pending = bytes(self._pending), bytearray()
+        await self.push_frame(
+            InputAudioRawFrame(
+                audio=audio, sample_rate=frame.sample_rate, num_channels=frame.num_channels
+            )
+        )
 
     def _create_audio_task(self) -> None:
         if self._params.audio_in_filter:
@@ -46,15 +66,20 @@ class _DirectInput(FastAPIWebsocketInputTransport):
 class TelephonyTransport(FastAPIWebsocketTransport):
     """Pipecat's FastAPI websocket transport, with the caller's audio pushed directly."""
 
-    def __init__(self, websocket: WebSocket, params: FastAPIWebsocketParams) -> None:
+    def __init__(
+        self, websocket: WebSocket, params: FastAPIWebsocketParams, *, audio_in_frame_ms: int = 40
+    ) -> None:
         """Serve one call's media stream.
 
         Args:
             websocket: The accepted media stream.
             params: As for `FastAPIWebsocketTransport`; no `audio_in_filter`.
+            audio_in_frame_ms: Caller audio per pipeline frame; a packet is never split.
         """
         super().__init__(websocket, params)
-        self._input = _DirectInput(self, self._client, self._params, name=self._input_name)
+        self._input = _DirectInput(
+            self, self._client, self._params, name=self._input_name, frame_ms=audio_in_frame_ms
+        )
 
 
 class AudioEnd(FrameProcessor):

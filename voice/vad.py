@@ -9,8 +9,8 @@ volume ≥ `min_volume`, `start_secs`, `stop_secs`) but:
 
 - scores on the event loop, the windows of all the process's calls that arrive
   within 10 ms of each other in one ONNX run (`SileroBatcher`): at 30 calls a
-  window then costs 0.14 ms instead of 0.31 ms, for at most 10 ms more before
-  VAD's stop is called;
+  window then costs 0.14 ms instead of 0.31 ms. Windows that count towards a
+  stop are not held back: a reply is waiting on them;
 - measures volume as the RMS level of the same 400 ms window, which agrees
   with BS.1770 on speech to about 0.01 of the 0–1 volume scale (the
   K-weighting that separates them matters little at telephony bandwidth);
@@ -79,7 +79,8 @@ class SileroBatcher:
         self._session = session
         self._loop = asyncio.get_running_loop()
         self._pending: dict[int, list[_Window]] = {}
-        self._flush: asyncio.TimerHandle | None = None
+        self._flush: asyncio.Handle | None = None
+        self._urgent = False
 
     @classmethod
     def shared(cls, session: onnxruntime.InferenceSession) -> SileroBatcher:
@@ -91,9 +92,16 @@ class SileroBatcher:
         return batcher
 
     def score(
-        self, audio: np.ndarray, state: np.ndarray, sample_rate: int
+        self, audio: np.ndarray, state: np.ndarray, sample_rate: int, *, urgent: bool = False
     ) -> asyncio.Future[tuple[float, np.ndarray]]:
         """Queue one window (with its context) and its call's state for the next run.
+
+        Args:
+            audio: The window, after its context: shape (1, context + window).
+            state: The call's recurrent state.
+            sample_rate: The call's rate.
+            urgent: Run at the next loop iteration, with whatever is queued by then
+                (a reply waits on this window).
 
         Returns:
             A future of the speech probability and the call's next state.
@@ -104,12 +112,17 @@ class SileroBatcher:
         if len(waiting) >= MAX_BATCH:
             self._pending[sample_rate] = []
             self._run(waiting, sample_rate)
+        elif urgent and not self._urgent:
+            if self._flush is not None:
+                self._flush.cancel()
+            self._urgent = True
+            self._flush = self._loop.call_soon(self._run_pending)
         elif self._flush is None:
             self._flush = self._loop.call_later(BATCH_WAIT_SECS, self._run_pending)
         return scored
 
     def _run_pending(self) -> None:
-        self._flush = None
+        self._flush, self._urgent = None, False
         pending, self._pending = self._pending, {}
         for sample_rate, windows in pending.items():
             live = [w for w in windows if not w.scored.done()]
@@ -187,8 +200,12 @@ class FastSileroVAD(VADAnalyzer):
             audio = self._prepare(window)
             confidence = 0.0
             if audio is not None:
+                # While a stop is being counted, a reply waits on every window.
                 scoring = SileroBatcher.shared(self._session).score(
-                    audio, self._state, self.sample_rate
+                    audio,
+                    self._state,
+                    self.sample_rate,
+                    urgent=self._vad_state == VADState.STOPPING,
                 )
                 probability, self._state = await scoring
                 confidence = self._scored(audio, probability)
