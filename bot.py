@@ -22,7 +22,6 @@ from pipecat.frames.frames import (
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
@@ -37,7 +36,7 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from fastpath import bot_audio_end, caller_audio_end
+from fastpath import InlineDTMFAggregator, bot_audio_end, caller_audio_end
 from settings import Settings
 from telephony import CallInfo
 from voice import VoiceStack
@@ -123,7 +122,7 @@ class Bot:
             [
                 transport.input(),
                 voice.stt(),
-                DTMFAggregator(timeout=1.0, enable_direct_mode=True),
+                InlineDTMFAggregator(timeout=1.0),
                 aggregators.user(),
                 caller_audio_end(),
                 agent,

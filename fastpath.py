@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
+from pipecat.processors.frame_processor import FrameCallback, FrameDirection, FrameProcessor
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketInputTransport,
     FastAPIWebsocketParams,
@@ -52,11 +53,11 @@ class _DirectInput(FastAPIWebsocketInputTransport):
         if len(self._pending) * 1000 < self._frame_ms * frame.sample_rate * 2 * frame.num_channels:
             return
         audio, self._pending = bytes(self._pending), bytearray()
-        await self.push_frame(
-            InputAudioRawFrame(
-                audio=audio, sample_rate=frame.sample_rate, num_channels=frame.num_channels
-            )
+        merged = InputAudioRawFrame(
+            audio=audio, sample_rate=frame.sample_rate, num_channels=frame.num_channels
         )
+        if self.next is not None:  # straight to STT: no observer wants audio pushes
+            await self.next.queue_frame(merged, FrameDirection.DOWNSTREAM)
 
     def _create_audio_task(self) -> None:
         if self._params.audio_in_filter:
@@ -82,6 +83,26 @@ class TelephonyTransport(FastAPIWebsocketTransport):
         )
 
 
+class InlineDTMFAggregator(DTMFAggregator):
+    """Pipecat's DTMF aggregator, run inline, with the caller's audio handed straight on."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        """As `DTMFAggregator`, in direct mode."""
+        super().__init__(enable_direct_mode=True, **kwargs)
+
+    async def queue_frame(
+        self,
+        frame: Frame,
+        direction: FrameDirection = FrameDirection.DOWNSTREAM,
+        callback: FrameCallback | None = None,
+    ) -> None:
+        """Hand audio to the next processor as is; aggregate everything else."""
+        if isinstance(frame, InputAudioRawFrame) and callback is None and self.next:
+            await self.next.queue_frame(frame, direction)
+            return
+        await super().queue_frame(frame, direction, callback)
+
+
 class AudioEnd(FrameProcessor):
     """Where a kind of audio has been used up: it drops it, passes all else, inline.
 
@@ -92,6 +113,18 @@ class AudioEnd(FrameProcessor):
         """Drop frames of `kind` (and its subclasses) going downstream."""
         super().__init__(name=name, enable_direct_mode=True)
         self._kind = kind
+
+    async def queue_frame(
+        self,
+        frame: Frame,
+        direction: FrameDirection = FrameDirection.DOWNSTREAM,
+        callback: FrameCallback | None = None,
+    ) -> None:
+        """Drop used-up audio on arrival; process everything else."""
+        used_up = direction is FrameDirection.DOWNSTREAM and isinstance(frame, self._kind)
+        if used_up and callback is None:
+            return
+        await super().queue_frame(frame, direction, callback)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Pass every frame on except audio of the kind used up."""
