@@ -36,7 +36,12 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from fastpath import InlineDTMFAggregator, bot_audio_end, caller_audio_end
+from fastpath import (
+    InlineDTMFAggregator,
+    TelephonyTransport,
+    bot_audio_end,
+    caller_audio_end,
+)
 from settings import Settings
 from telephony import CallInfo
 from voice import VoiceStack
@@ -109,10 +114,13 @@ class Bot:
         if isinstance(agent, LLMService):
             context.set_tools([END_CALL_TOOL])  # type: ignore[list-item]
             agent.register_function("end_call", self._end_call_tool)
+        vad = voice.vad()
+        if isinstance(transport, TelephonyTransport):
+            transport.rush_while_stopping(vad)
         aggregators = LLMContextAggregatorPair(
             context,
             user_params=LLMUserAggregatorParams(
-                vad_analyzer=voice.vad(),
+                vad_analyzer=vad,
                 user_turn_strategies=UserTurnStrategies(
                     stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=USER_PAUSE_SECS)]
                 ),

@@ -17,8 +17,10 @@ in frames of two packets, and the bot's audio ends at the output transport.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer
 from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
 from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
 from pipecat.processors.frame_processor import FrameCallback, FrameDirection, FrameProcessor
@@ -36,21 +38,24 @@ class _DirectInput(FastAPIWebsocketInputTransport):
     Pipecat queues each packet for a second task, which exists for audio
     filters; a telephony call has none. And a 40 ms frame costs every
     processor it passes about what a 20 ms one does, so two of Twilio's 20 ms
-    packets travel as one: half the per-packet work, for 10 ms more on average
-    before VAD hears the end of a sentence.
+    packets travel as one: half the per-packet work. While VAD counts the
+    silence after the caller's last word (`rush`), packets go on one by one,
+    so the merging does not delay the reply.
     """
 
     def __init__(self, *args: Any, frame_ms: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._frame_ms = frame_ms
         self._pending = bytearray()
+        self.rush: Callable[[], bool] = lambda: False
 
     async def push_audio_frame(self, frame: InputAudioRawFrame) -> None:
         """Push the caller's audio downstream once a frame's worth has arrived."""
         if not self._params.audio_in_enabled or self._paused:
             return
         self._pending += frame.audio
-        if len(self._pending) * 1000 < self._frame_ms * frame.sample_rate * 2 * frame.num_channels:
+        frame_bytes = self._frame_ms * frame.sample_rate * 2 * frame.num_channels // 1000
+        if len(self._pending) < frame_bytes and not self.rush():
             return
         audio, self._pending = bytes(self._pending), bytearray()
         merged = InputAudioRawFrame(
@@ -78,9 +83,17 @@ class TelephonyTransport(FastAPIWebsocketTransport):
             audio_in_frame_ms: Caller audio per pipeline frame; a packet is never split.
         """
         super().__init__(websocket, params)
-        self._input = _DirectInput(
+        self._direct = _DirectInput(
             self, self._client, self._params, name=self._input_name, frame_ms=audio_in_frame_ms
         )
+        self._input = self._direct
+
+    def rush_while_stopping(self, vad: VADAnalyzer) -> None:
+        """Send each packet on at once while `vad` counts a stop: a reply waits on it.
+
+        Only `FastSileroVAD` tells; with another analyzer frames are always merged.
+        """
+        self._direct.rush = lambda: bool(getattr(vad, "counting_stop", False))
 
 
 class InlineDTMFAggregator(DTMFAggregator):

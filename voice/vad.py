@@ -184,6 +184,11 @@ class FastSileroVAD(VADAnalyzer):
         self._levels = deque(maxlen=math.ceil(VOLUME_WINDOW_SECS * sample_rate / window))
         self._reset_model()
 
+    @property
+    def counting_stop(self) -> bool:
+        """Whether the caller went quiet and the stop is being counted: a reply waits on VAD."""
+        return self._vad_state == VADState.STOPPING
+
     def num_frames_required(self) -> int:
         """Samples per Silero window: 256 at 8 kHz, 512 at 16 kHz."""
         return _RATES.get(self.sample_rate, (256, 32))[0]
