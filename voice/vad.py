@@ -14,7 +14,7 @@ volume ≥ `min_volume`, `start_secs`, `stop_secs`) but:
 - measures volume as the RMS level of the same 400 ms window, which agrees
   with BS.1770 on speech to about 0.01 of the 0–1 volume scale (the
   K-weighting that separates them matters little at telephony bandwidth);
-- takes a window too quiet to be speech (below `QUIET_DBFS`) for non-speech.
+- takes a window too quiet to be speech (below `QUIET_DBFS`, -65 dBFS) for non-speech.
   While the caller is quiet, which is most of a call (the caller listens while
   the bot talks), the model is not even asked, and its recurrent state is reset
   after a run of such windows, as Pipecat resets it in clear non-speech. While
@@ -39,7 +39,7 @@ from pipecat.audio.utils import normalize_value
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
 # A window quieter than this is not speech: the model is not asked.
-QUIET_DBFS = -60.0
+QUIET_DBFS = -65.0
 # After this many quiet windows in a row the model starts afresh, as after silence.
 QUIET_WINDOWS_BEFORE_RESET = 5
 # Pipecat's own reset in non-speech the model did score (noise, music): due every
