@@ -3,6 +3,7 @@
 POST /     Twilio's voice webhook; answers TwiML that streams the call to /ws
 WS   /ws   the call's media stream (Twilio, or Exotel's Voicebot applet)
 GET  /healthz
+GET  /calls, /calls/{sid}   call records and transcripts (records/api.py)
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 
 import twiml
-from bot import Bot
+from bot import Bot, EndReason
 from calls import CallRegistry
 from logs import configure_logging
+from records.api import router as records_router
+from records.recorder import Recorder
+from records.store import CallStore
 from settings import Settings
 from telephony import CallEvents, TelephonyError, identify, read_start, serializer_for
 from telephony.twilio import signature_is_valid
@@ -56,10 +60,15 @@ def ws_calls(websocket: WebSocket) -> CallRegistry:
     return websocket.app.state.calls  # type: ignore[no-any-return]
 
 
+def ws_records(websocket: WebSocket) -> Recorder:
+    return websocket.app.state.records  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 WsSettingsDep = Annotated[Settings, Depends(ws_settings)]
 WsVoiceDep = Annotated[VoiceStack, Depends(ws_voice)]
 WsCallsDep = Annotated[CallRegistry, Depends(ws_calls)]
+WsRecordsDep = Annotated[Recorder, Depends(ws_records)]
 
 
 def public_base(headers: Headers, scheme: str, settings: Settings) -> str:
@@ -86,12 +95,19 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await app.state.records.open()
         app.state.voice = voice or await VoiceStack.load(settings)
         yield
+        await app.state.records.close()
 
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
     app.state.calls = CallRegistry()
+    app.state.records = Recorder(
+        CallStore(settings.database_url.get_secret_value()),
+        transcripts=settings.store_transcripts,
+    )
+    app.include_router(records_router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -117,12 +133,23 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                 "direction": "inbound",
             }
             logger.info("Incoming call: streaming it to /ws")
+            if call_sid:
+                request.app.state.records.incoming(
+                    call_sid,
+                    from_number=parameters["from_number"],
+                    to_number=parameters["to_number"],
+                    parameters={k: v for k, v in parameters.items() if k not in twiml.RESERVED},
+                )
             body = twiml.connect_stream(twiml.stream_url(base), parameters)
         return Response(body, media_type=TWIML)
 
     @app.websocket("/ws")
     async def media_stream(
-        websocket: WebSocket, settings: WsSettingsDep, voice: WsVoiceDep, calls: WsCallsDep
+        websocket: WebSocket,
+        settings: WsSettingsDep,
+        voice: WsVoiceDep,
+        calls: WsCallsDep,
+        records: WsRecordsDep,
     ) -> None:
         await websocket.accept()
         if settings.validates_signatures:
@@ -150,14 +177,17 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                     allowed_origins=[],  # Twilio's websocket has no Origin header
                 ),
             )
-            bot = Bot(call, transport, voice, settings)
+            recording = records.recording(call)
+            bot = Bot(call, transport, voice, settings, observers=recording.observers)
             events.on_stop(bot.caller_left)
             calls.add(bot)
             logger.info(f"Call started ({call.provider}, {call.direction})")
+            reason = EndReason.ERROR
             try:
                 reason = await bot.run()
             finally:
                 calls.remove(bot)
+                await recording.end(reason)
             logger.info(f"Call ended: {reason}")
 
     return app
