@@ -1,13 +1,65 @@
-"""Shared fixtures: the databases call records are tested against."""
+"""Shared fixtures: the voice stack, real servers on loopback, Whisper to listen, databases."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import soxr
 
+from server import create_app
+from settings import Settings
 from tests.postgres import PostgresServer
+from tests.server_thread import ServerThread
+from voice import VoiceStack
+
+TEST_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+
+MakeServer = Callable[..., ServerThread]
+
+
+def offline_settings(**overrides: Any) -> Settings:
+    """Settings for a test server: offline stack, no `.env`, overrides as keyword arguments."""
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def voice_stack() -> VoiceStack:
+    """Whisper, Piper and Silero, loaded once for the whole test session."""
+    return asyncio.run(VoiceStack.load(offline_settings()))
+
+
+@pytest.fixture
+def make_server(voice_stack: VoiceStack) -> Iterator[MakeServer]:
+    """Start real servers on 127.0.0.1 with the given settings; all stop after the test."""
+    servers: list[ServerThread] = []
+
+    def make(**overrides: Any) -> ServerThread:
+        server = ServerThread(create_app(offline_settings(**overrides), voice=voice_stack))
+        servers.append(server.start())
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def transcribe(voice_stack: VoiceStack) -> Callable[[bytes], str]:
+    """Transcribe 8 kHz PCM16 (what a caller heard) with the server's own Whisper model."""
+
+    def run(pcm8k: bytes) -> str:
+        samples = np.frombuffer(pcm8k, dtype="<i2").astype(np.float32) / 32768.0
+        audio16k = soxr.resample(samples, 8000, 16000).astype(np.float32)
+        segments, _ = voice_stack.whisper.transcribe(audio16k, language="en")
+        return " ".join(segment.text.strip() for segment in segments)
+
+    return run
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +71,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database of each kind the server supports, one per test."""
+    """An empty database of each kind call records support, one per test."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
