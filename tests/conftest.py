@@ -35,11 +35,15 @@ def voice_stack() -> VoiceStack:
 
 
 @pytest.fixture
-def make_server(voice_stack: VoiceStack) -> Iterator[MakeServer]:
-    """Start real servers on 127.0.0.1 with the given settings; all stop after the test."""
+def make_server(voice_stack: VoiceStack, tmp_path: Path) -> Iterator[MakeServer]:
+    """Start real servers on 127.0.0.1 with the given settings; all stop after the test.
+
+    Their call records go to a SQLite file of the test's own unless `database_url` is given.
+    """
     servers: list[ServerThread] = []
 
     def make(**overrides: Any) -> ServerThread:
+        overrides.setdefault("database_url", f"sqlite:///{tmp_path / 'switchboard.db'}")
         server = ServerThread(create_app(offline_settings(**overrides), voice=voice_stack))
         servers.append(server.start())
         return server

@@ -1,0 +1,128 @@
+"""Simulated calls leave their records and transcripts, in SQLite and in PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+
+from simulate import SimulatedCall, synthesize
+from tests.conftest import MakeServer
+from tests.records_helpers import reading, record_when, words
+
+FROM, TO = "+15550001111", "+15550002222"
+
+
+async def speak(text: str) -> bytes:
+    return await asyncio.to_thread(synthesize, text)
+
+
+async def test_a_caller_who_hangs_up_leaves_a_record_and_its_transcript(
+    make_server: MakeServer, database_url: str
+) -> None:
+    server = make_server(database_url=database_url)
+    sentence = await speak("The purple elephant is dancing in the kitchen.")
+    call = SimulatedCall(f"{server.url}/?customer=42", from_number=FROM, to_number=TO)
+    async with reading(database_url) as store:
+        async with call:
+            await call.dial()
+            # Each turn is on record as soon as it is over, while the call goes on.
+            await record_when(store, call.call_sid, ready="turns", turns=1)
+            await call.wait_for_bot_quiet(quiet=1.0)
+            await call.say(sentence)
+            await record_when(store, call.call_sid, ready="turns", turns=3)
+            await call.wait_for_bot_quiet(quiet=1.0)
+            await call.press("79")
+            await record_when(store, call.call_sid, ready="turns", turns=5)
+            await call.wait_for_bot_quiet(quiet=1.0)
+        assert call.closed_by == "caller"
+        record = await record_when(store, call.call_sid)
+    assert record.end_reason == "caller_hung_up"
+    assert record.status == "completed"
+    assert (record.provider, record.direction) == ("twilio", "inbound")
+    assert (record.from_number, record.to_number) == (FROM, TO)
+    assert record.parameters == {"customer": "42"}
+    assert record.answered_at is not None and record.ended_at is not None
+    assert record.started_at <= record.answered_at <= record.ended_at
+
+    turns = [(turn.role, turn.text) for turn in record.turns]
+    roles = [role for role, _ in turns]
+    assert roles == ["assistant", "user", "assistant", "dtmf", "assistant"], turns
+    greeting, said, echo, keys, named = (turn.text for turn in record.turns)
+    assert {"repeat", "goodbye"} <= words(greeting)
+    # Whisper tiny on 8 kHz audio may drop a word; the transcript must carry most of them.
+    assert len({"purple", "elephant", "dancing", "kitchen"} & words(said)) >= 3, said
+    assert echo.startswith("I heard:") and words(said) <= words(echo)
+    assert keys == "79"
+    assert named == "You pressed 7 9."
+    assert [turn.seq for turn in record.turns] == [1, 2, 3, 4, 5]
+    times = [turn.at for turn in record.turns]
+    assert times == sorted(times)
+    assert record.started_at <= times[0] and times[-1] <= record.ended_at
+
+
+async def test_a_call_the_bot_ends_with_goodbye_is_recorded_as_bot_ended(
+    make_server: MakeServer, database_url: str
+) -> None:
+    server = make_server(database_url=database_url)
+    goodbye = await speak("Goodbye.")
+    async with (
+        reading(database_url) as store,
+        SimulatedCall(server.url, from_number=FROM, to_number=TO) as call,
+    ):
+        await call.dial()
+        await record_when(store, call.call_sid, ready="turns", turns=1)
+        await call.wait_for_bot_quiet(quiet=1.0)
+        await call.say(goodbye)
+        await call.wait_closed(timeout=30)
+        record = await record_when(store, call.call_sid)
+    assert call.closed_by == "server"
+    assert (record.end_reason, record.status) == ("bot_ended", "completed")
+    turns = [(turn.role, turn.text) for turn in record.turns]
+    assert [role for role, _ in turns] == ["assistant", "user", "assistant"], turns
+    assert "goodbye" in words(turns[1][1])
+    assert turns[2][1] == "Goodbye! Thanks for calling."
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_store_transcripts_false_keeps_only_the_metadata(
+    make_server: MakeServer, database_url: str
+) -> None:
+    server = make_server(database_url=database_url, store_transcripts=False)
+    hello = await speak("This is a private matter.")
+    async with SimulatedCall(server.url, from_number=FROM, to_number=TO) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=20)
+        said_at = await call.say(hello)
+        await call.wait_for_bot_audio(after=said_at, timeout=20)
+
+    async with reading(database_url) as store:
+        record = await record_when(store, call.call_sid)
+    assert record.end_reason == "caller_hung_up"
+    assert (record.from_number, record.to_number) == (FROM, TO)
+    assert record.turns == []
+
+
+async def test_a_stream_that_never_starts_leaves_the_ringing_call_on_record(
+    make_server: MakeServer, database_url: str
+) -> None:
+    server = make_server(database_url=database_url)
+    call = SimulatedCall(f"{server.url}/?customer=7", from_number=FROM, to_number=TO)
+
+    async with aiohttp.ClientSession() as session:
+        response = await session.post(call.webhook_url, data=call.webhook_params())
+        assert response.status == 200
+
+    async with reading(database_url) as store:
+        deadline = time.monotonic() + 20
+        while (record := await store.get_call(call.call_sid)) is None:
+            assert time.monotonic() < deadline, "the webhook left no record"
+            await asyncio.sleep(0.1)
+    assert (record.status, record.direction, record.parameters) == (
+        "ringing",
+        "inbound",
+        {"customer": "7"},
+    )
+    assert record.answered_at is None and record.end_reason is None
