@@ -118,9 +118,16 @@ class Recorder:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
-        """Migrate the schema; fails loudly when the database is out of reach."""
+        """Migrate the schema; fails loudly when the database is out of reach.
+
+        Raises:
+            RuntimeError: The database could not be reached or migrated.
+        """
         logger.info(f"Call records: {self.store.url}")
-        await self.store.migrate()
+        try:
+            await self.store.migrate()
+        except (DBAPIError, OSError) as e:
+            raise RuntimeError(f"cannot open the call records at {self.store.url}: {e}") from e
 
     async def close(self) -> None:
         """Finish the writes still in flight, then close the database."""
@@ -136,6 +143,7 @@ class Recorder:
         self, sid: str, *, from_number: str, to_number: str, parameters: dict[str, str]
     ) -> None:
         """Note a call that rang the webhook, before its stream starts (maybe elsewhere)."""
+        at = datetime.now(UTC)
         self._fire(
             lambda: self.store.note_call(
                 sid,
@@ -144,6 +152,7 @@ class Recorder:
                 to_number=to_number,
                 parameters=parameters,
                 status="ringing",
+                at=at,
             )
         )
 
@@ -158,6 +167,7 @@ class Recorder:
         parameters: dict[str, str] | None = None,
     ) -> None:
         """Record a call turned away (at capacity, draining): it ends as `rejected`."""
+        at = datetime.now(UTC)
 
         async def reject() -> None:
             await self.store.note_call(
@@ -167,8 +177,9 @@ class Recorder:
                 from_number=from_number,
                 to_number=to_number,
                 parameters=parameters,
+                at=at,
             )
-            await self.store.end_call(sid, REJECTED)
+            await self.store.end_call(sid, REJECTED, at=at)
 
         self._fire(reject)
 

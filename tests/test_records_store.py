@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -13,6 +14,7 @@ from records.database import async_database_url, printable_url
 from records.models import REJECTED, TurnRole
 from records.store import CallStore
 from telephony.call import CallInfo
+from tests.postgres import PostgresServer
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -47,7 +49,17 @@ async def test_migrations_create_the_tables_and_run_again_harmlessly(store: Call
     assert version == ("0001",)
 
 
-async def test_sqlite_runs_in_wal_mode(tmp_path: object) -> None:
+async def test_replicas_starting_together_migrate_once(postgres: PostgresServer) -> None:
+    url = postgres.create_database()
+    replicas = [CallStore(url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(replica.migrate() for replica in replicas))
+        await replicas[0].start_call(call_info())
+    finally:
+        await asyncio.gather(*(replica.close() for replica in replicas))
+
+
+async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     store = CallStore(f"sqlite:///{tmp_path}/nested/folder/calls.db")
     await store.migrate()
     async with store.engine.connect() as connection:
