@@ -9,7 +9,7 @@ Exotel speaks Twilio's Media Streams protocol with snake_case fields and raw
 - There is no hang-up message: closing the websocket ends the applet at once,
   dropping whatever audio Exotel has not played yet. So the serializer keeps a
   model of Exotel's playout and, when the bot ends the call, holds the close
-  until the farewell has been heard.
+  until the farewell has been heard, with a margin for the network.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ MAX_CHUNK = 100_000 - 100_000 % CHUNK_ALIGN
 # Bot audio quieter than this is padding, not speech the caller waits to hear.
 AUDIBLE_PEAK = 64
 # Network and Exotel's jitter buffer, on top of the modelled playout, before closing.
-PLAYOUT_MARGIN_SECS = 0.4
+PLAYOUT_MARGIN_SECS = 0.5
 # However long the model says, never hold a finished call open longer than this.
 MAX_FAREWELL_WAIT_SECS = 15.0
 
@@ -215,8 +215,8 @@ class Playout:
         self._ends_at = self.speech_ends_at = 0.0
 
     def speech_remaining(self, now: float) -> float:
-        """Seconds until the last speech sent has been played."""
-        return max(0.0, self.speech_ends_at - now)
+        """Seconds until the last speech sent has been played: negative once it has."""
+        return self.speech_ends_at - now
 
 
 class ExotelSerializer(FrameSerializer):
@@ -282,13 +282,14 @@ class ExotelSerializer(FrameSerializer):
         )
 
     async def _let_speech_play_out(self) -> None:
-        # Closing the websocket drops Exotel's unplayed audio: wait for the farewell first.
+        # Closing the websocket drops Exotel's unplayed audio. Pipecat paces writes in real
+        # time, so little is left by now; the margin covers the network and Exotel's buffer.
         if self.events.caller_left:
             return
-        remaining = self._playout.speech_remaining(time.monotonic())
-        if remaining <= 0:
+        remaining = self._playout.speech_remaining(time.monotonic()) + PLAYOUT_MARGIN_SECS
+        if self._playout.speech_ends_at == 0.0 or remaining <= 0:
             return
-        wait = min(remaining + PLAYOUT_MARGIN_SECS, MAX_FAREWELL_WAIT_SECS)
+        wait = min(remaining, MAX_FAREWELL_WAIT_SECS)
         logger.debug(f"Waiting {wait:.2f} s for Exotel to play the last words before closing")
         await asyncio.sleep(wait)
 

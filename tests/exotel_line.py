@@ -3,8 +3,9 @@
 It connects to /ws the way Exotel's Voicebot applet does (Basic credentials from
 the URL's userinfo, `connected` then a snake_case `start`), streams the caller's
 PCM16 on a 20 ms clock, and plays the bot's audio through a real-time playout
-buffer, echoing marks as they are reached. What was played before the socket
-closed is `heard`; every outbound chunk's size is kept to check Exotel's rules.
+buffer, echoing marks as they are reached; `line_delay` holds each message back
+as a network and jitter buffer would. What was played before the socket closed
+is `heard`; every outbound chunk's size is kept to check Exotel's rules.
 """
 
 from __future__ import annotations
@@ -53,12 +54,14 @@ class ExotelLine:
         custom_parameters: dict[str, str] | str | None = None,
         from_number: str = "+919876543210",
         to_number: str = "+918047491899",
+        line_delay: float = 0.0,
     ) -> None:
         self.ws_url = ws_url
         self.sample_rate = sample_rate
         self.custom_parameters = custom_parameters if custom_parameters is not None else {}
         self.from_number = from_number
         self.to_number = to_number
+        self.line_delay = line_delay
         self.stream_sid = secrets.token_hex(16)
         self.call_sid = secrets.token_hex(16)
         self.account_sid = "switchboardtest1"
@@ -77,7 +80,8 @@ class ExotelLine:
 
         self._ws: ClientConnection | None = None
         self._outgoing: deque[tuple[bytes, asyncio.Future[float] | None]] = deque()
-        self._playout: deque[bytes | str] = deque()
+        # What the server sent, each item playable once the line delay has passed.
+        self._playout: deque[tuple[float, bytes | str]] = deque()
         self._sequence = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = asyncio.Event()
@@ -216,8 +220,8 @@ class ExotelLine:
             pass
 
     async def _play(self, budget: int) -> None:
-        while self._playout:
-            head = self._playout[0]
+        while self._playout and self._playout[0][0] <= time.monotonic():
+            ready_at, head = self._playout[0]
             if isinstance(head, str):
                 self._playout.popleft()
                 self.marks_echoed.append(head)
@@ -236,7 +240,7 @@ class ExotelLine:
             self.heard += resample(played, self.sample_rate, 8000)
             budget -= len(played)
             if rest:
-                self._playout[0] = rest
+                self._playout[0] = (ready_at, rest)
             else:
                 self._playout.popleft()
 
@@ -246,6 +250,7 @@ class ExotelLine:
                 message = json.loads(raw)
                 self.received.append(message)
                 event = message.get("event")
+                ready_at = time.monotonic() + self.line_delay
                 assert message.get("stream_sid") == self.stream_sid, message
                 if event == "media":
                     pcm = base64.b64decode(message["media"]["payload"], validate=True)
@@ -254,12 +259,12 @@ class ExotelLine:
                         now = time.monotonic()
                         self.audio_times.append(now)
                         self.first_audio_at = self.first_audio_at or now
-                    self._playout.append(pcm)
+                    self._playout.append((ready_at, pcm))
                 elif event == "mark":
-                    self._playout.append(message["mark"]["name"])
+                    self._playout.append((ready_at, message["mark"]["name"]))
                 elif event == "clear":
                     self.clears += 1
-                    marks = [item for item in self._playout if isinstance(item, str)]
+                    marks = [item for item in self._playout if isinstance(item[1], str)]
                     self._playout = deque(marks)
         except ConnectionClosed:
             pass
@@ -297,7 +302,7 @@ class ExotelLine:
         async with asyncio.timeout(timeout):
             while not self._closed.is_set():
                 last = max(self.audio_times, default=0.0)
-                unplayed = any(isinstance(item, bytes) for item in self._playout)
+                unplayed = any(isinstance(item, bytes) for _, item in self._playout)
                 if time.monotonic() - last >= quiet and not unplayed:
                     return
                 await asyncio.sleep(0.05)
@@ -310,4 +315,9 @@ class ExotelLine:
     @property
     def unplayed_bytes(self) -> int:
         """Bot audio still in the playout buffer (dropped if the socket closes now)."""
-        return sum(len(item) for item in self._playout if isinstance(item, bytes))
+        return sum(len(item) for _, item in self._playout if isinstance(item, bytes))
+
+    @property
+    def unplayed_speech(self) -> bool:
+        """Whether audible bot audio is still waiting to be played."""
+        return any(isinstance(item, bytes) and audible(item) for _, item in self._playout)
