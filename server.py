@@ -189,7 +189,12 @@ def main() -> None:
     if not settings.exotel_authenticates:
         logger.warning(
             "Exotel streams are NOT authenticated (no EXOTEL_WS_USERNAME/EXOTEL_WS_PASSWORD "
-            "nor EXOTEL_ALLOWED_IPS): anyone who finds /ws can open a call as Exotel"
+            "nor EXOTEL_ALLOWED_IPS): "
+            + (
+                "they are refused while Twilio signatures are checked"
+                if settings.validates_signatures
+                else "anyone who finds /ws can open a call as Exotel"
+            )
         )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 

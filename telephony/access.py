@@ -4,6 +4,10 @@ Twilio signs the upgrade (`X-Twilio-Signature`); Exotel sends the applet URL's
 Basic credentials, or comes from an allowed address. Before `start` the upgrade's
 credentials decide which providers it is admitted as, and bad credentials are
 refused at once; once `start` names the provider, it must be one of those.
+
+Exotel streams with no credentials configured for them are admitted only while
+Twilio's signatures are not checked either: setting `TWILIO_AUTH_TOKEN` does not
+leave a way in through Exotel.
 """
 
 from __future__ import annotations
@@ -38,11 +42,16 @@ def admitted_providers(
         if not twilio_ok:
             raise Unauthorized("invalid signature")
         return frozenset({twilio.NAME})
-    exotel_ok = exotel.upgrade_is_authorized(client_host, headers, settings)
+    # A server that checks Twilio's signatures is not left open through Exotel:
+    # unauthenticated Exotel streams are for servers that check nothing.
+    exotel_barred = not settings.exotel_authenticates and settings.validates_signatures
+    exotel_ok = not exotel_barred and exotel.upgrade_is_authorized(client_host, headers, settings)
     if exotel.claims_exotel(headers):
         if not exotel_ok:
             raise Unauthorized("invalid credentials")
         return frozenset({exotel.NAME})
+    if exotel_barred:
+        raise Unauthorized("invalid signature")
     admitted = frozenset(
         name for name, ok in ((twilio.NAME, twilio_ok), (exotel.NAME, exotel_ok)) if ok
     )

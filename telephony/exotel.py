@@ -389,7 +389,8 @@ def upgrade_is_authorized(client_host: str | None, headers: Headers, settings: S
     """Whether an upgrade may carry an Exotel stream: credentials and address, as configured.
 
     With neither `EXOTEL_WS_USERNAME`/`EXOTEL_WS_PASSWORD` nor `EXOTEL_ALLOWED_IPS`
-    set, every upgrade may (the server warns about it at start-up).
+    set, every upgrade may (the server warns about it at start-up; see `telephony.access`
+    for the one exception).
     """
     if settings.exotel_ws_username is not None and not credentials_match(headers, settings):
         return False

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import functools
+import base64
 import json
 import random
+import time
 from collections.abc import Callable
 
-import numpy as np
 import pytest
-import soxr
 from starlette.datastructures import Headers
 
 from bot import EndReason
 from settings import Settings
+from simulate import ExotelCall, ExotelMediaStream, synthesize
 from telephony import HandshakeError, Unauthorized, identify
 from telephony.access import admitted_providers, confirm
 from telephony.exotel import (
@@ -32,41 +32,39 @@ from telephony.exotel_rest import (
     stream_url,
 )
 from tests.conftest import MakeServer, offline_settings
-from tests.exotel_line import ExotelLine
 from tests.fake_exotel import FakeExotel
-from tests.server_thread import ServerThread
-from voice import VoiceStack
 
 Transcribe = Callable[[bytes], str]
 USER, PASSWORD = "exotel-applet", "s3cret-Pa55word"
-
-
-def ws_url(server: ServerThread, credentials: tuple[str, str] | None = None) -> str:
-    userinfo = f"{credentials[0]}:{credentials[1]}@" if credentials else ""
-    return f"ws://{userinfo}127.0.0.1:{server.port}/ws"
+# A busy shared machine may pause the bot between sentences; quiet means longer than that.
+QUIET = 2.0
 
 
 def valid_chunk(size: int) -> bool:
     return size % CHUNK_ALIGN == 0 and MIN_CHUNK <= size <= MAX_CHUNK
 
 
-@pytest.fixture(scope="session")
-def speak(voice_stack: VoiceStack) -> Callable[[str], bytes]:
-    """The caller's voice: Piper speech as 8 kHz PCM16, as a phone line carries it."""
+def chunk_sizes(call: ExotelCall) -> list[int]:
+    """The size of every `media` chunk the server sent on the call."""
+    return [
+        len(base64.b64decode(message["media"]["payload"]))
+        for _, message in call.received
+        if message.get("event") == "media"
+    ]
 
-    @functools.cache
-    def run(text: str) -> bytes:
-        chunks = list(voice_stack.piper.synthesize(text))
-        audio = np.concatenate([chunk.audio_int16_array for chunk in chunks]).astype(np.float32)
-        audio8k = soxr.resample(audio, chunks[0].sample_rate, 8000)
-        return np.clip(np.rint(audio8k), -32768, 32767).astype("<i2").tobytes()
 
-    return run
+async def speak(text: str) -> bytes:
+    """The caller's voice: Piper speech as 8 kHz PCM16."""
+    return await asyncio.to_thread(synthesize, text)
 
 
 def exotel_start(**media: str) -> dict[str, object]:
-    line = ExotelLine("ws://unused", custom_parameters="greeting=Hi%20there&tier=gold")
-    start = line.start_message()
+    wire = ExotelMediaStream(account_sid="acct", call_sid="CA1", stream_sid="MZ1")
+    start = wire.start({})
+    start["start"].update(  # type: ignore[union-attr]
+        {"from": "+919876543210", "to": "+918047491899"},
+        custom_parameters="greeting=Hi%20there&tier=gold",
+    )
     start["start"]["media_format"].update(media)  # type: ignore[index]
     return start
 
@@ -154,8 +152,13 @@ def test_exotel_credentials_and_addresses_decide_admission() -> None:
     assert "exotel" not in admitted(forwarded, **allow)
     assert "exotel" in admitted(forwarded, exotel_trusted_proxies="127.0.0.1", **allow)
 
-    # Nothing configured: Exotel is accepted (and the server warns at start-up).
+    # Nothing configured: Exotel is accepted (and the server warns at start-up)...
     assert admitted({}) == {"twilio", "exotel"}
+    # ...unless Twilio's signatures are checked: that is no way in through Exotel.
+    with pytest.raises(Unauthorized, match="invalid signature"):
+        admitted({}, twilio_auth_token="t0ken")
+    with pytest.raises(Unauthorized, match="invalid credentials"):
+        admitted(basic("any", "one"), twilio_auth_token="t0ken")
 
 
 def test_a_stream_must_be_the_provider_its_credentials_vouch_for() -> None:
@@ -174,58 +177,65 @@ async def test_bot_answers_in_the_streams_format_and_rate_with_the_custom_greeti
 ) -> None:
     server = make_server()
     greeting = {"greeting": "Good morning and welcome to the help desk."}
-    async with ExotelLine(ws_url(server), sample_rate=rate, custom_parameters=greeting) as line:
-        await line.wait_for_bot_audio()
-        await line.wait_for_bot_quiet()
-    assert line.chunk_sizes and all(valid_chunk(size) for size in line.chunk_sizes)
-    # The line decodes at its own rate: audio at any other rate would not transcribe.
-    heard = transcribe(bytes(line.heard)).lower()
+    async with ExotelCall(server.url, sample_rate=rate, params=greeting) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=20)
+        await call.wait_for_bot_quiet(quiet=QUIET)
+    sizes = chunk_sizes(call)
+    assert sizes and all(valid_chunk(size) for size in sizes), sizes
+    assert not call.protocol_errors, call.protocol_errors
+    # The caller decodes at the stream's rate: audio at any other rate would not transcribe.
+    heard = transcribe(call.heard).lower()
     assert "help desk" in heard, heard
 
 
 async def test_caller_is_heard_interrupts_the_bot_and_presses_keys(
-    make_server: MakeServer, transcribe: Transcribe, speak: Callable[[str], bytes]
+    make_server: MakeServer, transcribe: Transcribe
 ) -> None:
     server = make_server()
-    async with ExotelLine(ws_url(server)) as line:
-        await line.wait_for_bot_audio()
+    sentence = await speak("The weather in Mumbai is lovely today.")
+    async with ExotelCall(server.url) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=20)
         # Barge in while the greeting still plays: the server must clear Exotel's buffer.
-        ended = await line.say(speak("The weather in Mumbai is lovely today."))
-        await line.wait_for_bot_audio(after=ended)
-        await line.wait_for_bot_quiet()
-        assert line.clears >= 1
-        heard = transcribe(bytes(line.heard)).lower()
+        ended = await call.say(sentence)
+        await call.wait_for_bot_audio(after=ended, timeout=20)
+        await call.wait_for_bot_quiet(quiet=QUIET)
+        assert call.clears >= 1
+        heard = transcribe(call.heard).lower()
         assert "lovely today" in heard, heard
 
         # Garbage on the line is dropped, not fatal.
-        await line.send_raw("not json")
-        await line.send_raw(json.dumps({"event": "media", "media": {"payload": "%%%"}}))
-        await line.send_raw(json.dumps({"event": "dtmf", "dtmf": {"digit": "x"}}))
+        await call.send_raw("not json")
+        await call.send_raw(json.dumps({"event": "media", "media": {"payload": "%%%"}}))
+        await call.send_raw(json.dumps({"event": "dtmf", "dtmf": {"digit": "x"}}))
 
-        before = len(line.heard)
-        pressed = asyncio.get_running_loop().time()
-        await line.press("1#")
-        await line.wait_for_bot_audio(after=pressed)
-        await line.wait_for_bot_quiet()
-        reply = transcribe(bytes(line.heard[before:])).lower()
+        before = len(call.heard)
+        pressed = time.monotonic()
+        await call.press("1#")
+        await call.wait_for_bot_audio(after=pressed, timeout=20)
+        await call.wait_for_bot_quiet(quiet=QUIET)
+        reply = transcribe(call.heard[before:]).lower()
         assert "pressed" in reply and "pound" in reply, reply
-    assert all(valid_chunk(size) for size in line.chunk_sizes)
+    assert not call.protocol_errors, call.protocol_errors
 
 
 async def test_goodbye_plays_out_fully_before_the_socket_closes(
-    make_server: MakeServer, transcribe: Transcribe, speak: Callable[[str], bytes]
+    make_server: MakeServer, transcribe: Transcribe
 ) -> None:
     server = make_server()
-    # Exotel's buffer and the network hold audio back; what is unplayed at close is lost.
-    async with ExotelLine(ws_url(server), line_delay=0.3) as line:
-        await line.wait_for_bot_audio()
-        await line.wait_for_bot_quiet()
-        before = len(line.heard)
-        await line.say(speak("Goodbye."))
-        await line.wait_closed(timeout=30)
-    assert line.closed_by == "server" and line.close_code == 1000
-    assert not line.unplayed_speech
-    tail = transcribe(bytes(line.heard[before:])).lower()
+    goodbye = await speak("Goodbye.")
+    # The network and Exotel's buffer hold audio back; what is unplayed at close is lost.
+    async with ExotelCall(server.url, line_delay=0.3) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=20)
+        await call.wait_for_bot_quiet(quiet=QUIET)
+        before = len(call.heard)
+        await call.say(goodbye)
+        await call.wait_closed(timeout=30)
+    assert call.closed_by == "server" and call.close_code == 1000
+    assert not call.unplayed_speech
+    tail = transcribe(call.heard[before:]).lower()
     assert "thanks for calling" in tail, tail
 
 
@@ -234,15 +244,16 @@ async def test_a_long_farewell_on_drain_is_heard_to_the_last_word(
 ) -> None:
     server = make_server()
     farewell = "We are closing for maintenance now. Please call again tomorrow. Thank you."
-    async with ExotelLine(ws_url(server), line_delay=0.3) as line:
-        await line.wait_for_bot_audio()
-        await line.wait_for_bot_quiet()
-        before = len(line.heard)
+    async with ExotelCall(server.url, line_delay=0.3) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=20)
+        await call.wait_for_bot_quiet(quiet=QUIET)
+        before = len(call.heard)
         (bot,) = server.app.state.calls.bots()
         server.call(bot.say_goodbye(farewell, EndReason.DRAINED))
-        await line.wait_closed(timeout=30)
-    assert line.closed_by == "server" and not line.unplayed_speech
-    tail = transcribe(bytes(line.heard[before:])).lower()
+        await call.wait_closed(timeout=30)
+    assert call.closed_by == "server" and not call.unplayed_speech
+    tail = transcribe(call.heard[before:]).lower()
     assert tail.rstrip(". ").endswith("thank you"), tail
 
 
@@ -250,27 +261,31 @@ async def test_bad_basic_credentials_are_refused_before_the_pipeline_starts(
     make_server: MakeServer,
 ) -> None:
     server = make_server(exotel_ws_username=USER, exotel_ws_password=PASSWORD)
-    for credentials in ((USER, "wrong"), ("intruder", PASSWORD)):
-        async with ExotelLine(ws_url(server, credentials)) as line:
-            await line.wait_closed(timeout=10)
-        assert (line.close_code, line.close_reason) == (1008, "invalid credentials")
-        assert not line.received
+    for user, password in ((USER, "wrong"), ("intruder", PASSWORD)):
+        async with ExotelCall(server.url, ws_user=user, ws_password=password) as call:
+            await call.dial()
+            await call.wait_closed(timeout=10)
+        assert (call.close_code, call.close_reason) == (1008, "invalid credentials")
+        assert not call.received
     assert len(server.app.state.calls) == 0
 
     # Without credentials an upgrade may only be an (unchecked) Twilio stream, not Exotel.
-    async with ExotelLine(ws_url(server)) as line:
-        await line.wait_closed(timeout=10)
-    assert (line.close_code, line.close_reason) == (1008, "no valid exotel credentials")
+    async with ExotelCall(server.url) as call:
+        await call.dial()
+        await call.wait_closed(timeout=10)
+    assert (call.close_code, call.close_reason) == (1008, "no valid exotel credentials")
 
-    async with ExotelLine(ws_url(server, (USER, PASSWORD))) as line:
-        await line.wait_for_bot_audio()
+    async with ExotelCall(server.url, ws_user=USER, ws_password=PASSWORD) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=20)
         assert len(server.app.state.calls) == 1
 
 
 async def test_caller_hang_up_ends_the_call(make_server: MakeServer) -> None:
     server = make_server()
-    async with ExotelLine(ws_url(server)) as line:
-        await line.wait_for_bot_audio()
+    async with ExotelCall(server.url) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=20)
     for _ in range(200):
         if not server.app.state.calls:
             break
