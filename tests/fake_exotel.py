@@ -13,18 +13,17 @@ documented limits, and answers with Exotel's JSON shapes.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
-import socket
 import threading
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import BasicAuth, web
+
+from tests.loopback import LoopbackServer
 
 CONNECT_PATH = re.compile(r"^/v1/Accounts/(?P<account>[^/]+)/Calls/connect(?:\.json)?$")
 PHONE_NUMBER = re.compile(r"^\+?[0-9]{6,15}$")
@@ -62,7 +61,7 @@ def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"RestException": {"Status": status, "Message": message}}
 
 
-class FakeExotel:
+class FakeExotel(LoopbackServer):
     """Exotel's Calls/connect, served on a free loopback port from a background thread.
 
     Attributes:
@@ -72,63 +71,16 @@ class FakeExotel:
         api_token: That key's token (the Basic auth password).
     """
 
+    name = "fake-exotel"
+
     def __init__(self) -> None:
+        super().__init__()
         self.account_sid = "switchboard" + secrets.token_hex(4)
         self.api_key = secrets.token_hex(12)
         self.api_token = secrets.token_hex(20)
-        self.base_url = ""
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._failures: deque[tuple[int, str]] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        """Start serving; returns once the port accepts connections."""
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._serve, args=(self._loop, sock, ready), name="fake-exotel", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(timeout=10):
-            raise RuntimeError("the fake Exotel API did not start")
-
-    def _serve(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, ready: threading.Event
-    ) -> None:
-        asyncio.set_event_loop(loop)
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.SockSite(runner, sock).start())
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    def stop(self) -> None:
-        """Stop serving and wait for the server thread to end."""
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-        self._loop = self._thread = None
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -145,7 +97,7 @@ class FakeExotel:
         with self._lock:
             self._failures.append((status, message))
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         posted = await request.post() if request.method == "POST" else {}
         form = [(str(k), str(v)) for k, v in posted.items()]
         route = CONNECT_PATH.match(request.path)

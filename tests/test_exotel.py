@@ -8,10 +8,12 @@ import json
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from starlette.datastructures import Headers
 
+import simulate
 from bot import EndReason
 from settings import Settings
 from simulate import ExotelCall, ExotelMediaStream, synthesize
@@ -291,6 +293,19 @@ async def test_caller_hang_up_ends_the_call(make_server: MakeServer) -> None:
             break
         await asyncio.sleep(0.05)
     assert not server.app.state.calls, "the call outlived the caller's stop"
+
+
+def test_the_simulator_command_line_plays_exotel(
+    make_server: MakeServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = make_server(exotel_ws_username=USER, exotel_ws_password=PASSWORD)
+    out = tmp_path / "reply.wav"
+    base = ["--provider", "exotel", "--url", server.url, "--ws-user", USER, "--out", str(out)]
+    assert simulate.main([*base, "--ws-password", "wrong"]) == 1
+    assert "invalid credentials" in capsys.readouterr().err
+    assert simulate.main([*base, "--ws-password", PASSWORD, "--sample-rate", "16000"]) == 0
+    assert out.stat().st_size > 8000  # the greeting, as the caller heard it
+    assert "protocol errors" not in capsys.readouterr().err
 
 
 # -- Dial-out through Exotel's Connect Voice AI API --------------------------------------
