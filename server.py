@@ -23,7 +23,16 @@ from bot import Bot
 from calls import CallRegistry
 from logs import configure_logging
 from settings import Settings
-from telephony import CallEvents, TelephonyError, identify, read_start, serializer_for
+from telephony import (
+    CallEvents,
+    TelephonyError,
+    Unauthorized,
+    identify,
+    read_start,
+    serializer_for,
+    transport_options,
+)
+from telephony.access import admitted_providers, confirm
 from telephony.twilio import signature_is_valid
 from voice import VoiceStack
 
@@ -131,15 +140,16 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         websocket: WebSocket, settings: WsSettingsDep, voice: WsVoiceDep, calls: WsCallsDep
     ) -> None:
         await websocket.accept()
-        if settings.validates_signatures:
-            url = twiml.stream_url(public_base(websocket.headers, websocket.url.scheme, settings))
-            signature = websocket.headers.get("x-twilio-signature")
-            if not signature_is_valid(settings, url, {}, signature):
-                logger.warning(f"Media stream refused: bad X-Twilio-Signature for {url}")
-                await websocket.close(WS_POLICY_VIOLATION, "invalid signature")
-                return
+        url = twiml.stream_url(public_base(websocket.headers, websocket.url.scheme, settings))
+        peer = websocket.client.host if websocket.client else None
         try:
+            admitted = admitted_providers(websocket.headers, peer, url, settings)
             call = identify(await read_start(websocket))
+            confirm(call, admitted)
+        except Unauthorized as e:
+            logger.warning(f"Media stream from {peer} refused: {e} (for {url})")
+            await websocket.close(WS_POLICY_VIOLATION, str(e))
+            return
         except TelephonyError as e:
             logger.warning(f"Media stream refused: {e}")
             await websocket.close(WS_UNSUPPORTED_DATA, str(e))
@@ -155,6 +165,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                         add_wav_header=False,
                         serializer=serializer_for(call, settings, events),
                         allowed_origins=[],  # Twilio's websocket has no Origin header
+                        **transport_options(call),
                     ),
                 )
                 bot = Bot(call, transport, voice, settings)
@@ -185,6 +196,16 @@ def main() -> None:
         logger.warning(
             "Twilio signatures are NOT checked (no TWILIO_AUTH_TOKEN, or "
             "TWILIO_VALIDATE_SIGNATURES=false): anyone who finds this server can use it"
+        )
+    if not settings.exotel_authenticates:
+        logger.warning(
+            "Exotel streams are NOT authenticated (no EXOTEL_WS_USERNAME/EXOTEL_WS_PASSWORD "
+            "nor EXOTEL_ALLOWED_IPS): "
+            + (
+                "they are refused while Twilio signatures are checked"
+                if settings.validates_signatures
+                else "anyone who finds /ws can open a call as Exotel"
+            )
         )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 
