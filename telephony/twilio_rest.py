@@ -12,6 +12,7 @@ holds ANSI colour codes. Its `code`, `msg` and `status` are read instead.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -148,7 +149,7 @@ class TwilioCalls:
                     503, "Dial-out needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN on the server"
                 )
             # No retries: a create that timed out may have placed the call.
-            self._http = AsyncTwilioHttpClient(timeout=self._timeout)
+            self._http = AsyncTwilioHttpClient()
             client = Client(
                 self._settings.twilio_account_sid,
                 token.get_secret_value(),
@@ -199,14 +200,16 @@ class TwilioCalls:
             "record": record,
         }
         try:
-            call = await client.calls.create_async(
-                to=to,
-                from_=from_number,
-                twiml=twiml,
-                status_callback=status_callback,
-                status_callback_event=list(events),
-                **{k: v for k, v in optional.items() if v is not None},  # type: ignore[arg-type]
-            )
+            # twilio-python's async client does not apply its own timeout.
+            async with asyncio.timeout(self._timeout):
+                call = await client.calls.create_async(
+                    to=to,
+                    from_=from_number,
+                    twiml=twiml,
+                    status_callback=status_callback,
+                    status_callback_event=list(events),
+                    **{k: v for k, v in optional.items() if v is not None},  # type: ignore[arg-type]
+                )
         except TwilioException as exc:
             answer = refusal(exc)
             logger.warning(f"Twilio refused the call: {answer.detail} ({answer.twilio_code})")
