@@ -90,6 +90,7 @@ class Settings(BaseSettings):
         if value in ("", None):
             return DEFAULT_SYSTEM_PROMPT if info.field_name == "system_prompt" else DEFAULT_GREETING
         return value
+
     vad_stop_secs: float = Field(0.2, gt=0, le=3)
     outbound_greeting_wait_secs: float = Field(3.0, ge=0, le=30)
 
