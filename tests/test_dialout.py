@@ -18,8 +18,9 @@ import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
+import simulate
 from bot import system_prompt
-from simulate import SimulatedCall, parse_twiml, synthesize
+from simulate import SimulatedCall, parse_twiml, read_wav, synthesize
 from telephony.twilio_rest import CallNotPlaced, TwilioCalls
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.fake_twilio import CALLS_PATH, FakeTwilio, RecordedRequest
@@ -634,3 +635,67 @@ async def test_a_silent_callee_is_greeted_after_the_wait(
         await call.wait_for_bot_quiet(quiet=1.5)
         reply = transcribe(call.heard[heard_before:])
     assert "heard" in words(reply), reply  # after the greeting, the agent answers as usual
+
+
+# -- The simulator's --dialout ------------------------------------------------------------
+
+
+def test_the_simulator_places_a_dialout_and_plays_the_callee(
+    make_server: MakeServer,
+    transcribe: Transcribe,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    calls_api = f"http://127.0.0.1:{free_port()}"  # the simulator serves Twilio's Calls API
+    server = make_server(
+        twilio_account_sid=TEST_ACCOUNT_SID,
+        twilio_auth_token=TEST_AUTH_TOKEN,
+        twilio_api_base_url=calls_api,
+        twilio_phone_number=OUR_NUMBER,
+        dialout_api_key=KEY,
+        outbound_greeting_wait_secs=30,
+    )
+    out = tmp_path / "heard.wav"
+    argv = ["--url", server.url, "--dialout", "--to", CALLEE, "--twilio-api", calls_api]
+    argv += ["--api-key", KEY, "--auth-token", TEST_AUTH_TOKEN, "--out", str(out)]
+    argv += ["--param", "greeting=Good morning Alice, this is your pharmacy calling."]
+    argv += ["--say", "Hello?", "--reply-timeout", "25", "--hangup-after", "0.5"]
+    assert simulate.main(argv) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    heard = transcribe(read_wav(out))
+    assert {"alice", "pharmacy"} <= words(heard), (heard, printed)
+
+    [call_sid] = set(re.findall(r"CA[0-9a-f]{32}", printed))
+
+    async def latest() -> tuple[int, Any]:
+        status, _, body = await request("GET", f"{server.url}/calls/{call_sid}", headers=AUTH)
+        return status, body
+
+    assert asyncio.run(latest()) == (
+        200,
+        {
+            "call_sid": call_sid,
+            "status": "completed",  # the simulator sent Twilio's signed status callbacks
+            "to": CALLEE,
+            "from": OUR_NUMBER,
+            "answered_by": None,
+            "duration": None,
+        },
+    )
+
+
+def test_the_simulator_reports_a_refused_dialout(
+    make_server: MakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls_api = f"http://127.0.0.1:{free_port()}"
+    server = make_server(
+        twilio_account_sid=TEST_ACCOUNT_SID,
+        twilio_auth_token=TEST_AUTH_TOKEN,
+        twilio_api_base_url=calls_api,
+        dialout_api_key=KEY,
+    )
+    argv = ["--url", server.url, "--dialout", "--twilio-api", calls_api, "--api-key", "wrong"]
+    assert simulate.main([*argv, "--to", CALLEE]) == 1
+    assert "HTTP 401" in capsys.readouterr().err
+    assert simulate.main([*argv, "--to", CALLEE, "--twilio-api", "https://api.twilio.com"]) == 1
+    assert "127.0.0.1" in capsys.readouterr().err
