@@ -110,6 +110,7 @@ class CallStatusAnswer(BaseModel):
 
     @classmethod
     def of(cls, entry: CallStatus) -> CallStatusAnswer:
+        """The answer for one entry of the call status store."""
         return cls(
             call_sid=entry.call_sid,
             status=entry.status,
