@@ -32,6 +32,7 @@ from voice import VoiceStack
 
 WS_POLICY_VIOLATION = 1008
 WS_UNSUPPORTED_DATA = 1003
+WS_INTERNAL_ERROR = 1011
 TWIML = "application/xml"
 
 
@@ -89,7 +90,12 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.voice = voice or await VoiceStack.load(settings)
+        if voice is None:
+            app.state.voice = await VoiceStack.load(settings)
+        elif isinstance(voice, VoiceStack):
+            app.state.voice = voice.for_settings(settings)
+        else:
+            app.state.voice = voice
         yield
 
     app = FastAPI(title="Switchboard", lifespan=lifespan)
@@ -145,17 +151,22 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
             return
         with logger.contextualize(call_sid=call.call_sid):
             events = CallEvents()
-            transport = FastAPIWebsocketTransport(
-                websocket,
-                FastAPIWebsocketParams(
-                    audio_in_enabled=True,
-                    audio_out_enabled=True,
-                    add_wav_header=False,
-                    serializer=serializer_for(call, settings, events),
-                    allowed_origins=[],  # Twilio's websocket has no Origin header
-                ),
-            )
-            bot = Bot(call, transport, voice, settings)
+            try:
+                transport = FastAPIWebsocketTransport(
+                    websocket,
+                    FastAPIWebsocketParams(
+                        audio_in_enabled=True,
+                        audio_out_enabled=True,
+                        add_wav_header=False,
+                        serializer=serializer_for(call, settings, events),
+                        allowed_origins=[],  # Twilio's websocket has no Origin header
+                    ),
+                )
+                bot = Bot(call, transport, voice, settings)
+            except Exception:
+                logger.exception("Could not set the call up")
+                await websocket.close(WS_INTERNAL_ERROR, "the server could not set the call up")
+                return
             events.on_stop(bot.caller_left)
             calls.add(bot)
             logger.info(f"Call started ({call.provider}, {call.direction})")
