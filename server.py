@@ -1,6 +1,7 @@
 """Switchboard's HTTP and websocket server: `create_app(settings)` and `main()`.
 
 POST /     Twilio's voice webhook; answers TwiML that streams the call to /ws
+POST /dialout, /status, GET /calls/{call_sid}: dial-out (see `dialout`)
 WS   /ws   the call's media stream (Twilio, or Exotel's Voicebot applet)
 GET  /healthz
 """
@@ -18,8 +19,10 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
+import dialout
 import twiml
 from bot import Bot
+from call_status import CallStatusStore
 from calls import CallRegistry
 from logs import configure_logging
 from settings import Settings
@@ -107,6 +110,8 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
     app.state.calls = CallRegistry()
+    app.state.call_status = CallStatusStore()
+    app.include_router(dialout.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
