@@ -1,9 +1,10 @@
 """Switchboard's HTTP and websocket server: `create_app(settings)` and `main()`.
 
 POST /     Twilio's voice webhook; answers TwiML that streams the call to /ws
+POST /dialout, /status: dial-out (see `dialout`)
 WS   /ws   the call's media stream (Twilio, or Exotel's Voicebot applet)
 GET  /healthz
-GET  /calls, /calls/{sid}   call records and transcripts (records/api.py)
+GET  /calls, /calls/{call_sid}: call records and transcripts (see `records.api`)
 """
 
 from __future__ import annotations
@@ -19,20 +20,32 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
+import dialout
 import twiml
 from bot import Bot, EndReason
+from call_status import CallStatusStore
 from calls import CallRegistry
 from logs import configure_logging
 from records.api import router as records_router
 from records.recorder import Recorder
 from records.store import CallStore
 from settings import Settings
-from telephony import CallEvents, TelephonyError, identify, read_start, serializer_for
+from telephony import (
+    CallEvents,
+    TelephonyError,
+    Unauthorized,
+    identify,
+    read_start,
+    serializer_for,
+    transport_options,
+)
+from telephony.access import admitted_providers, confirm
 from telephony.twilio import signature_is_valid
 from voice import VoiceStack
 
 WS_POLICY_VIOLATION = 1008
 WS_UNSUPPORTED_DATA = 1003
+WS_INTERNAL_ERROR = 1011
 TWIML = "application/xml"
 
 
@@ -96,7 +109,12 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.records.open()
-        app.state.voice = voice or await VoiceStack.load(settings)
+        if voice is None:
+            app.state.voice = await VoiceStack.load(settings)
+        elif isinstance(voice, VoiceStack):
+            app.state.voice = voice.for_settings(settings)
+        else:
+            app.state.voice = voice
         yield
         await app.state.records.close()
 
@@ -107,6 +125,8 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         CallStore(settings.database_url.get_secret_value()),
         transcripts=settings.store_transcripts,
     )
+    app.state.call_status = CallStatusStore(app.state.records.store)
+    app.include_router(dialout.router)
     app.include_router(records_router)
 
     @app.get("/healthz")
@@ -152,33 +172,41 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         records: WsRecordsDep,
     ) -> None:
         await websocket.accept()
-        if settings.validates_signatures:
-            url = twiml.stream_url(public_base(websocket.headers, websocket.url.scheme, settings))
-            signature = websocket.headers.get("x-twilio-signature")
-            if not signature_is_valid(settings, url, {}, signature):
-                logger.warning(f"Media stream refused: bad X-Twilio-Signature for {url}")
-                await websocket.close(WS_POLICY_VIOLATION, "invalid signature")
-                return
+        url = twiml.stream_url(public_base(websocket.headers, websocket.url.scheme, settings))
+        peer = websocket.client.host if websocket.client else None
         try:
+            admitted = admitted_providers(websocket.headers, peer, url, settings)
             call = identify(await read_start(websocket))
+            confirm(call, admitted)
+        except Unauthorized as e:
+            logger.warning(f"Media stream from {peer} refused: {e} (for {url})")
+            await websocket.close(WS_POLICY_VIOLATION, str(e))
+            return
         except TelephonyError as e:
             logger.warning(f"Media stream refused: {e}")
             await websocket.close(WS_UNSUPPORTED_DATA, str(e))
             return
         with logger.contextualize(call_sid=call.call_sid):
             events = CallEvents()
-            transport = FastAPIWebsocketTransport(
-                websocket,
-                FastAPIWebsocketParams(
-                    audio_in_enabled=True,
-                    audio_out_enabled=True,
-                    add_wav_header=False,
-                    serializer=serializer_for(call, settings, events),
-                    allowed_origins=[],  # Twilio's websocket has no Origin header
-                ),
-            )
             recording = records.recording(call)
-            bot = Bot(call, transport, voice, settings, observers=recording.observers)
+            try:
+                transport = FastAPIWebsocketTransport(
+                    websocket,
+                    FastAPIWebsocketParams(
+                        audio_in_enabled=True,
+                        audio_out_enabled=True,
+                        add_wav_header=False,
+                        serializer=serializer_for(call, settings, events),
+                        allowed_origins=[],  # Twilio's websocket has no Origin header
+                        **transport_options(call),
+                    ),
+                )
+                bot = Bot(call, transport, voice, settings, observers=recording.observers)
+            except Exception:
+                logger.exception("Could not set the call up")
+                await recording.end(EndReason.ERROR)
+                await websocket.close(WS_INTERNAL_ERROR, "the server could not set the call up")
+                return
             events.on_stop(bot.caller_left)
             calls.add(bot)
             logger.info(f"Call started ({call.provider}, {call.direction})")
@@ -204,6 +232,16 @@ def main() -> None:
         logger.warning(
             "Twilio signatures are NOT checked (no TWILIO_AUTH_TOKEN, or "
             "TWILIO_VALIDATE_SIGNATURES=false): anyone who finds this server can use it"
+        )
+    if not settings.exotel_authenticates:
+        logger.warning(
+            "Exotel streams are NOT authenticated (no EXOTEL_WS_USERNAME/EXOTEL_WS_PASSWORD "
+            "nor EXOTEL_ALLOWED_IPS): "
+            + (
+                "they are refused while Twilio signatures are checked"
+                if settings.validates_signatures
+                else "anyone who finds /ws can open a call as Exotel"
+            )
         )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
 

@@ -3,43 +3,22 @@
     GET /calls?direction=inbound&status=completed&since=2026-01-01&limit=50&offset=0
     GET /calls/CA0123…   the call with its transcript
 
-Both need `Authorization: Bearer $DIALOUT_API_KEY`; with no key configured
-they are refused, since records hold phone numbers and what callers said.
+Both need `Authorization: Bearer $DIALOUT_API_KEY` (see `api_key`): records
+hold phone numbers and what callers said. `GET /calls/{sid}` is also where
+`POST /dialout` points for a placed call's latest status.
 """
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from api_key import require_api_key
 from records.recorder import Recorder
-
-bearer = HTTPBearer(auto_error=False, description="DIALOUT_API_KEY")
-
-
-def require_api_key(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """Let the request through only with `Authorization: Bearer $DIALOUT_API_KEY`.
-
-    Raises:
-        HTTPException: 403 when no key is configured, 401 when the key is missing or wrong.
-    """
-    key = request.app.state.settings.dialout_api_key
-    if key is None:
-        raise HTTPException(403, "the calls API is off: set DIALOUT_API_KEY to use it")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
-        raise HTTPException(
-            401, "a valid bearer key is needed", headers={"WWW-Authenticate": "Bearer"}
-        )
 
 
 def get_recorder(request: Request) -> Recorder:
@@ -68,13 +47,13 @@ class TurnOut(BaseModel):
 class CallOut(BaseModel):
     """A call's record, without its transcript."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     call_sid: str
     provider: str
     direction: str | None
-    from_number: str | None
-    to_number: str | None
+    from_: str | None = Field(alias="from")
+    to: str | None
     parameters: dict[str, Any]
     started_at: datetime
     answered_at: datetime | None
@@ -86,8 +65,8 @@ class CallOut(BaseModel):
 
     @classmethod
     def of(cls, call: Any) -> CallOut:
-        """The record of an ORM `Call` (its `sid` is `call_sid` here, as Twilio names it)."""
-        return cls.model_validate({**_columns(call), "call_sid": call.sid})
+        """The record of an ORM `Call`."""
+        return cls.model_validate(_columns(call))
 
 
 class CallWithTranscript(CallOut):
@@ -99,7 +78,7 @@ class CallWithTranscript(CallOut):
     def of(cls, call: Any) -> CallWithTranscript:
         """The record and transcript of an ORM `Call` loaded with its turns."""
         turns = [TurnOut.model_validate(turn) for turn in call.turns]
-        return cls.model_validate({**_columns(call), "call_sid": call.sid, "turns": turns})
+        return cls.model_validate({**_columns(call), "turns": turns})
 
 
 class CallPageOut(BaseModel):
@@ -113,7 +92,10 @@ class CallPageOut(BaseModel):
 
 
 def _columns(call: Any) -> dict[str, Any]:
-    return {column.key: getattr(call, column.key) for column in call.__table__.columns}
+    # Named as Twilio and `POST /dialout` name them: `call_sid`, `from`, `to`.
+    columns = {column.key: getattr(call, column.key) for column in call.__table__.columns}
+    renamed = {"sid": "call_sid", "from_number": "from", "to_number": "to"}
+    return {renamed.get(key, key): value for key, value in columns.items()}
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -157,10 +139,10 @@ async def list_calls(
     )
 
 
-@router.get("/{call_sid}")
+@router.get("/{call_sid}", name="call_status")
 async def get_call(call_sid: str, records: RecorderDep) -> CallWithTranscript:
-    """One call's record and transcript."""
+    """One call's record, latest status and transcript."""
     call = await records.store.get_call(call_sid)
     if call is None:
-        raise HTTPException(404, f"no call {call_sid}")
+        raise HTTPException(404, f"No call {call_sid} is on record")
     return CallWithTranscript.of(call)

@@ -68,6 +68,7 @@ class Call(Base):
         status_sequence: The `SequenceNumber` of the status callback `status` came from.
         answered_by: Answering-machine detection's verdict (`human`, `machine_start`, …).
         duration: Twilio's `CallDuration`, in seconds, once the call completed.
+        updated_at: When the record last changed (turns aside).
         turns: The transcript, in order.
     """
 
@@ -87,6 +88,7 @@ class Call(Base):
     status_sequence: Mapped[int | None] = mapped_column(Integer)
     answered_by: Mapped[str | None] = mapped_column(String(32))
     duration: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime | None]
 
     turns: Mapped[list[Turn]] = relationship(
         order_by="Turn.seq", cascade="all, delete-orphan", lazy="raise", passive_deletes=True

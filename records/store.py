@@ -148,15 +148,19 @@ class CallStore:
         from_number: str | None = None,
         to_number: str | None = None,
         at: datetime | None = None,
-    ) -> Call:
+        create: bool = True,
+    ) -> Call | None:
         """Apply one of Twilio's status callbacks (`CallStatus`, `AnsweredBy`, …).
 
         Callbacks can arrive out of order: one older than the stored one (by
         `sequence`), or any after a final status, changes nothing but what
         was unknown (`answered_by`, `duration`).
 
+        Args:
+            create: Start a record for a call not on record yet; else leave it be.
+
         Returns:
-            The call's record after the update.
+            The call's record after the update; None for an unknown call not created.
         """
         at = at or _now()
 
@@ -180,20 +184,28 @@ class CallStore:
             if status in FINAL_STATUSES:
                 call.ended_at = call.ended_at or at
 
-        return await self._change(call_sid, apply, at)
+        return await self._change(call_sid, apply, at, create=create)
 
     async def _change(
-        self, sid: str, change: Callable[[Call], None], at: datetime | None, **known: Any
-    ) -> Call:
+        self,
+        sid: str,
+        change: Callable[[Call], None],
+        at: datetime | None,
+        create: bool = True,
+        **known: Any,
+    ) -> Call | None:
         # Create the row if it is missing, then lock it and change it: atomic on
         # both databases, whichever replica gets there first.
         at = at or _now()
         async with self._sessions.begin() as session:
-            await session.execute(self._insert_ignoring(sid=sid, started_at=at, **known))
+            if create:
+                await session.execute(self._insert_ignoring(sid=sid, started_at=at, **known))
             call = await session.get(Call, sid, with_for_update=True, populate_existing=True)
-            assert call is not None
+            if call is None:
+                return None
             call.started_at = min(call.started_at, at)
             change(call)
+            call.updated_at = _now()
         return call
 
     def _insert_ignoring(self, **values: Any) -> Any:

@@ -13,21 +13,20 @@ the test rather than passing against a fake that accepts anything.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
-import socket
 import threading
 import xml.etree.ElementTree as ElementTree
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import BasicAuth, web
+
+from tests.loopback import LoopbackServer
 
 API_VERSION = "2010-04-01"
 CALLS_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Calls\.json$")
@@ -78,7 +77,7 @@ def _now() -> str:
     return format_datetime(datetime.now(UTC).replace(microsecond=0))
 
 
-class FakeTwilio:
+class FakeTwilio(LoopbackServer):
     """Twilio's Calls API, served on a free loopback port from a background thread.
 
     Attributes:
@@ -87,67 +86,17 @@ class FakeTwilio:
         auth_token: That account's token.
     """
 
+    name = "fake-twilio"
+
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
         self.account_sid = account_sid or "AC" + secrets.token_hex(16)
         self.auth_token = auth_token or secrets.token_hex(16)
-        self.base_url = ""
+        super().__init__()
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._failures: deque[tuple[int, int, str]] = deque()
         self._calls: dict[str, dict[str, Any]] = {}
         self._gone: set[str] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- Lifecycle --
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        """Start serving; returns once the port accepts connections."""
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._serve, args=(self._loop, sock, ready), name="fake-twilio", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(timeout=10):
-            raise RuntimeError("the fake Twilio API did not start")
-
-    def _serve(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, ready: threading.Event
-    ) -> None:
-        asyncio.set_event_loop(loop)
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        loop.run_until_complete(self._runner.setup())
-        loop.run_until_complete(web.SockSite(self._runner, sock).start())
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(self._runner.cleanup())
-        loop.close()
-
-    def stop(self) -> None:
-        """Stop serving and wait for the server thread to end."""
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-        self._loop = self._thread = None
 
     # -- What tests set and read --
 
@@ -181,7 +130,7 @@ class FakeTwilio:
 
     # -- Serving --
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         body = await request.text()
         form = (
             parse_qsl(body, keep_blank_values=True)

@@ -21,6 +21,8 @@ from tests.fake_twilio import FakeTwilio
 from tests.server_thread import ServerThread
 
 Transcribe = Callable[[bytes], str]
+# Piper speaks sentence by sentence: on a busy machine the gap between two can pass a second.
+QUIET = 2.0
 
 
 def words(text: str) -> set[str]:
@@ -141,14 +143,14 @@ async def test_a_caller_talks_to_the_echo_agent_and_says_goodbye(
         async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
             await call.dial()
             await call.wait_for_bot_audio(timeout=20)
-            await call.wait_for_bot_quiet(quiet=1.0)
+            await call.wait_for_bot_quiet(quiet=QUIET)
             greeting = transcribe(call.heard)
             assert {"repeat", "goodbye"} <= words(greeting), greeting
 
             heard_before = len(call.heard)
             said_at = await call.say(sentence)
             await call.wait_for_bot_audio(after=said_at, timeout=20)
-            await call.wait_for_bot_quiet(quiet=1.0)
+            await call.wait_for_bot_quiet(quiet=QUIET)
             reply = transcribe(call.heard[heard_before:])
             # Whisper tiny on 8 kHz audio may drop a word; the echo must carry most of them.
             assert "heard" in words(reply), reply
@@ -157,7 +159,7 @@ async def test_a_caller_talks_to_the_echo_agent_and_says_goodbye(
             heard_before = len(call.heard)
             await call.press("79")
             await call.wait_for_bot_audio(after=time.monotonic(), timeout=20)
-            await call.wait_for_bot_quiet(quiet=1.0)
+            await call.wait_for_bot_quiet(quiet=QUIET)
             keys = transcribe(call.heard[heard_before:])
             assert "press" in keys.lower(), keys
             assert re.search(r"7\W*9|seven\W+nine", keys.lower()), keys
@@ -206,7 +208,7 @@ async def test_bad_frames_are_survived_and_other_calls_do_not_notice(
     make_server: MakeServer, transcribe: Transcribe
 ) -> None:
     server = make_server()
-    hello = await speak("Hello there, my name is Robert.")
+    hello = await speak("The weather is sunny today.")
     async with SimulatedCall(server.url) as victim, SimulatedCall(server.url) as bystander:
         await victim.dial()
         await bystander.dial()
@@ -227,8 +229,9 @@ async def test_bad_frames_are_survived_and_other_calls_do_not_notice(
         said = await asyncio.gather(victim.say(hello), bystander.say(hello))
         for call, at in zip((victim, bystander), said, strict=True):
             await call.wait_for_bot_audio(after=at, timeout=20)
-            await call.wait_for_bot_quiet(quiet=1.0)
-            assert {"heard", "robert"} <= words(transcribe(call.heard[marks[id(call)] :]))
+            await call.wait_for_bot_quiet(quiet=QUIET)
+            reply = words(transcribe(call.heard[marks[id(call)] :]))
+            assert "heard" in reply and reply & {"weather", "sunny", "today"}, reply
             assert call.close_code is None
 
 

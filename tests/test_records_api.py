@@ -97,7 +97,7 @@ async def test_calls_need_the_bearer_key(api_server: ServerThread) -> None:
 async def test_calls_are_refused_when_no_key_is_configured(make_server: MakeServer) -> None:
     server = make_server()
     status, body, _ = await get(server, "/calls", key="anything-at-all-0123456789")
-    assert status == 403
+    assert status == 401
     assert "DIALOUT_API_KEY" in body["detail"]
 
 
@@ -110,7 +110,7 @@ async def test_calls_filter_and_page(api_server: ServerThread, database_url: str
     assert page["total"] == 6 and page["next_offset"] is None
     assert [c["call_sid"] for c in page["calls"]] == [sid(i) for i in reversed(range(6))]
     first = page["calls"][-1]
-    assert first["from_number"] == "+15550000000" and first["parameters"] == {"n": "0"}
+    assert first["from"] == "+15550000000" and first["parameters"] == {"n": "0"}
     assert first["end_reason"] == "caller_hung_up" and first["status"] == "completed"
     assert datetime.fromisoformat(first["started_at"]) == T0
     assert "turns" not in first
@@ -148,6 +148,9 @@ async def test_one_call_comes_with_its_transcript(
     status, call, _ = await get(api_server, f"/calls/{sid(0)}")
     assert status == 200
     assert call["call_sid"] == sid(0) and call["direction"] == "inbound"
+    # Everything `POST /dialout`'s status link promised is here too.
+    assert {"call_sid", "status", "to", "from", "answered_by", "duration"} <= call.keys()
+    assert (call["from"], call["to"]) == ("+15550000000", "+15550002222")
     assert [(t["seq"], t["role"], t["text"]) for t in call["turns"]] == [
         (1, "assistant", "Hello, how may I help?"),
         (2, "user", "Opening hours, please."),
@@ -182,7 +185,7 @@ async def test_export_writes_csv_and_json(database_url: str, tmp_path: Path) -> 
     rows = list(csv.DictReader(io.StringIO(await export(database_url, "--format", "csv"))))
     assert [row["call_sid"] for row in rows] == [sid(i) for i in reversed(range(6))]
     first = rows[-1]
-    assert (first["direction"], first["end_reason"], first["from_number"]) == (
+    assert (first["direction"], first["end_reason"], first["from"]) == (
         "inbound",
         "caller_hung_up",
         "+15550000000",

@@ -140,16 +140,28 @@ async def test_status_callbacks_out_of_order_never_go_back(store: CallStore) -> 
     await store.update_status(sid, "ringing", sequence=1, at=T0)
     await store.update_status(sid, "in-progress", answered_by="human", sequence=2, at=T0)
     stale = await store.update_status(sid, "ringing", sequence=1)
-    assert stale.status == "in-progress"
+    assert stale is not None and stale.status == "in-progress"
     done = await store.update_status(sid, "completed", duration=31, sequence=3, at=T0)
     after_final = await store.update_status(sid, "in-progress", sequence=9)
 
-    assert after_final.status == "completed"
+    assert after_final is not None and after_final.status == "completed"
     record = await store.get_call(sid)
     assert record is not None
     assert (record.status, record.answered_by, record.duration) == ("completed", "human", 31)
     assert record.answered_at == T0 and record.ended_at == T0
-    assert done.direction == "outbound" and done.to_number == "+15550003333"
+    assert done is not None
+    assert (done.direction, done.to_number) == ("outbound", "+15550003333")
+    assert done.updated_at is not None and done.updated_at > T0
+
+
+async def test_status_of_a_call_not_on_record_is_left_alone_when_asked(
+    store: CallStore,
+) -> None:
+    stranger = "CA" + "f" * 32
+    assert await store.update_status(stranger, "ringing", sequence=1, create=False) is None
+    assert await store.get_call(stranger) is None
+    created = await store.update_status(stranger, "ringing", sequence=1)
+    assert created is not None and created.status == "ringing"
 
 
 async def test_a_rejected_call_is_busy(store: CallStore) -> None:

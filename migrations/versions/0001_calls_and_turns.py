@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("status_sequence", sa.Integer(), nullable=True),
         sa.Column("answered_by", sa.String(length=32), nullable=True),
         sa.Column("duration", sa.Integer(), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("sid"),
     )
     op.create_index("ix_calls_direction", "calls", ["direction"])
