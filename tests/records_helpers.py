@@ -33,12 +33,12 @@ async def record_when(
     turns: int = 0,
     within: float = 30,
 ) -> Call:
-    """Poll until the call's record has ended (or has `turns` turns); return it.
+    """Poll until the server recorded the call's end (or `turns` turns); return it.
 
     Args:
         store: Where to read.
         call_sid: The call.
-        ready: `ended` to wait for its end, `turns` to wait for `turns` turns.
+        ready: `ended` to wait for its end reason, `turns` to wait for `turns` turns.
         turns: How many turns, with `ready="turns"`.
         within: Seconds to wait before failing the test.
     """
@@ -46,7 +46,7 @@ async def record_when(
     while True:
         call = await store.get_call(call_sid)
         done = call is not None and (
-            call.ended_at is not None if ready == "ended" else len(call.turns) >= turns
+            call.end_reason is not None if ready == "ended" else len(call.turns) >= turns
         )
         if done:
             assert call is not None

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from twilio.request_validator import RequestValidator
 
-from simulate import SimulatedCall, synthesize
-from tests.conftest import MakeServer
+from simulate import CallsApi, PlacedCall, SimulatedCall, parse_twiml, place_dialout, synthesize
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
 from tests.records_helpers import reading, record_when, words
+from tests.server_thread import ServerThread, free_port
 
 FROM, TO = "+15550001111", "+15550002222"
+API_KEY = "records-api-key-0123456789abcdef"
 
 
 async def speak(text: str) -> bytes:
@@ -84,6 +88,84 @@ async def test_a_call_the_bot_ends_with_goodbye_is_recorded_as_bot_ended(
     assert [role for role, _ in turns] == ["assistant", "user", "assistant"], turns
     assert "goodbye" in words(turns[1][1])
     assert turns[2][1] == "Goodbye! Thanks for calling."
+
+
+async def post_status(server: ServerThread, placed: PlacedCall, status: str, **extra: str) -> int:
+    """Send a status callback as Twilio does, signed for the URL the call asked for."""
+    callback = placed.form["StatusCallback"]
+    form = {
+        "AccountSid": placed.account_sid,
+        "CallSid": placed.call_sid,
+        "CallStatus": status,
+        "Direction": "outbound-api",
+        "From": placed.form["From"],
+        "To": placed.form["To"],
+        **extra,
+    }
+    signature = RequestValidator(TEST_AUTH_TOKEN).compute_signature(callback, form)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{server.url}{urlsplit(callback).path}",
+            data=form,
+            headers={"X-Twilio-Signature": signature},
+        ) as response,
+    ):
+        return response.status
+
+
+async def test_a_placed_call_is_recorded_with_its_status_and_answering_machine_result(
+    make_server: MakeServer, database_url: str
+) -> None:
+    twilio_api = f"http://127.0.0.1:{free_port()}"
+    server = make_server(
+        database_url=database_url,
+        twilio_account_sid=TEST_ACCOUNT_SID,
+        twilio_auth_token=TEST_AUTH_TOKEN,
+        twilio_api_base_url=twilio_api,
+        twilio_phone_number=FROM,
+        dialout_api_key=API_KEY,
+        outbound_greeting_wait_secs=0.5,
+    )
+    hello = await speak("Yes this is Alice speaking.")
+    body = {"to": TO, "parameters": {"customer": "42"}, "machine_detection": "Enable"}
+    async with CallsApi(twilio_api, auth_token=TEST_AUTH_TOKEN) as api:
+        placed = await place_dialout(server.url, API_KEY, body, api)
+    async with reading(database_url) as store:
+        queued = await store.get_call(placed.call_sid)
+        assert queued is not None and (queued.status, queued.direction) == ("queued", "outbound")
+
+        for sequence, status in enumerate(("initiated", "ringing")):
+            assert await post_status(server, placed, status, SequenceNumber=str(sequence)) == 204
+        answered = {"SequenceNumber": "2", "AnsweredBy": "human"}
+        assert await post_status(server, placed, "in-progress", **answered) == 204
+        stream_url, parameters = parse_twiml(placed.form["Twiml"])
+        callee = SimulatedCall(
+            server.url,
+            auth_token=TEST_AUTH_TOKEN,
+            from_number=FROM,
+            to_number=TO,
+            account_sid=placed.account_sid,
+            call_sid=placed.call_sid,
+        )
+        async with callee:
+            await callee.connect_stream(stream_url, parameters)
+            await record_when(store, placed.call_sid, ready="turns", turns=1)
+            await callee.wait_for_bot_quiet(quiet=1.0)
+            await callee.say(hello)
+            await record_when(store, placed.call_sid, ready="turns", turns=3)
+        done = {"SequenceNumber": "3", "CallDuration": "12"}
+        assert await post_status(server, placed, "completed", **done) == 204
+        record = await record_when(store, placed.call_sid)
+
+    assert (record.direction, record.from_number, record.to_number) == ("outbound", FROM, TO)
+    assert record.parameters == {"customer": "42"}
+    assert (record.status, record.answered_by, record.duration) == ("completed", "human", 12)
+    assert record.end_reason == "caller_hung_up"
+    assert record.answered_at is not None and record.ended_at is not None
+    assert record.started_at <= record.answered_at <= record.ended_at
+    assert [turn.role for turn in record.turns] == ["assistant", "user", "assistant"]
+    assert "alice" in words(record.turns[1].text)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
