@@ -17,12 +17,13 @@ import json
 import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy.exc import DBAPIError
 
-from records.api import CallWithTranscript
 from records.models import Call
+from records.schemas import CallWithTranscript
 from records.store import CallStore
 
 FORMATS = ("csv", "json")
@@ -69,19 +70,26 @@ def csv_row(call: Call) -> dict[str, str]:
 
 async def export(store: CallStore, out: TextIO, fmt: str, **filters: Any) -> int:
     """Write the calls matching `filters` to `out` as `fmt` (csv or json); return how many."""
+    records = calls(store, **filters)
+    # Read before writing anything, so a database out of reach leaves no half a file.
+    first = await anext(records, None)
     count = 0
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        async for call in calls(store, **filters):
+        call = first
+        while call is not None:
             writer.writerow(csv_row(call))
             count += 1
+            call = await anext(records, None)
         return count
     out.write("[")
-    async for call in calls(store, **filters):
+    call = first
+    while call is not None:
         record = CallWithTranscript.of(call).model_dump_json(indent=2)
         out.write(("," if count else "") + "\n" + record)
         count += 1
+        call = await anext(records, None)
     out.write("\n]\n" if count else "]\n")
     return count
 
@@ -124,6 +132,8 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
         return await export(store, out, args.format, **filters)
     except DBAPIError as e:
         raise SystemExit(f"export: cannot read call records from {store.url}: {e.orig}") from None
+    except OSError as e:
+        raise SystemExit(f"export: cannot reach the database at {store.url}: {e}") from None
     finally:
         await store.close()
 
@@ -134,7 +144,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.output:
             with open(args.output, "w", encoding="utf-8", newline="") as out:
-                count = asyncio.run(_run(args, out))
+                try:
+                    count = asyncio.run(_run(args, out))
+                except BaseException:
+                    Path(args.output).unlink(missing_ok=True)  # no empty or half file
+                    raise
         else:
             count = asyncio.run(_run(args, sys.stdout))
     except ValueError as e:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,7 +19,9 @@ from sqlalchemy.orm import selectinload
 
 from records.database import create_engine, migrate, printable_url
 from records.models import FINAL_STATUSES, REJECTED, Call, Turn
-from telephony.call import CallInfo
+
+if TYPE_CHECKING:
+    from telephony.call import CallInfo
 
 
 def _now() -> datetime:
