@@ -2,26 +2,31 @@
 
 POST /     Twilio's voice webhook; answers TwiML that streams the call to /ws
 WS   /ws   the call's media stream (Twilio, or Exotel's Voicebot applet)
-GET  /healthz
+GET  /healthz, /readyz, /metrics   operations (health.py, metrics.py)
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-import uvicorn
 from fastapi import Depends, FastAPI, Request, Response, WebSocket
 from loguru import logger
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
+import health
+import serve
 import twiml
+from admission import Admission, AdmissionDep
 from bot import Bot
 from calls import CallRegistry
 from logs import configure_logging
+from metrics import Metrics, MetricsDep, WebhookOutcome
+from metrics import router as metrics_router
 from settings import Settings
 from telephony import CallEvents, TelephonyError, identify, read_start, serializer_for
 from telephony.twilio import signature_is_valid
@@ -29,6 +34,7 @@ from voice import VoiceStack
 
 WS_POLICY_VIOLATION = 1008
 WS_UNSUPPORTED_DATA = 1003
+WS_TRY_AGAIN_LATER = 1013
 TWIML = "application/xml"
 
 
@@ -92,13 +98,15 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
     app.state.calls = CallRegistry()
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.state.admission = Admission(settings.max_calls)
+    app.state.metrics = Metrics(live_calls=app.state.calls.__len__)
+    health.install(app)
+    app.include_router(metrics_router)
 
     @app.post("/")
-    async def voice_webhook(request: Request, settings: SettingsDep) -> Response:
+    async def voice_webhook(
+        request: Request, settings: SettingsDep, admission: AdmissionDep, metrics: MetricsDep
+    ) -> Response:
         form = await request.form()
         base = public_base(request.headers, request.url.scheme, settings)
         if settings.validates_signatures:
@@ -107,9 +115,14 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                 settings, url, form, request.headers.get("x-twilio-signature")
             ):
                 logger.warning(f"Webhook refused: bad X-Twilio-Signature for {url}")
+                metrics.webhook(WebhookOutcome.INVALID_SIGNATURE)
                 return Response("invalid signature", status_code=403, media_type="text/plain")
         call_sid = str(form.get("CallSid", ""))
         with logger.contextualize(call_sid=call_sid or "-"):
+            if (refusal := admission.refusal) is not None:
+                logger.warning(f"Incoming call rejected busy: {refusal}")
+                metrics.webhook(WebhookOutcome.REJECTED)
+                return Response(twiml.reject_busy(), media_type=TWIML)
             parameters = {k: v for k, v in request.query_params.items() if k not in twiml.RESERVED}
             parameters |= {
                 "from_number": str(form.get("From", "")),
@@ -117,19 +130,27 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                 "direction": "inbound",
             }
             logger.info("Incoming call: streaming it to /ws")
+            metrics.webhook(WebhookOutcome.CONNECTED)
             body = twiml.connect_stream(twiml.stream_url(base), parameters)
         return Response(body, media_type=TWIML)
 
     @app.websocket("/ws")
     async def media_stream(
-        websocket: WebSocket, settings: WsSettingsDep, voice: WsVoiceDep, calls: WsCallsDep
+        websocket: WebSocket,
+        settings: WsSettingsDep,
+        voice: WsVoiceDep,
+        calls: WsCallsDep,
+        admission: AdmissionDep,
+        metrics: MetricsDep,
     ) -> None:
         await websocket.accept()
+        accepted_at = time.monotonic()
         if settings.validates_signatures:
             url = twiml.stream_url(public_base(websocket.headers, websocket.url.scheme, settings))
             signature = websocket.headers.get("x-twilio-signature")
             if not signature_is_valid(settings, url, {}, signature):
                 logger.warning(f"Media stream refused: bad X-Twilio-Signature for {url}")
+                metrics.signature_failed("media_stream")
                 await websocket.close(WS_POLICY_VIOLATION, "invalid signature")
                 return
         try:
@@ -138,7 +159,13 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
             logger.warning(f"Media stream refused: {e}")
             await websocket.close(WS_UNSUPPORTED_DATA, str(e))
             return
-        with logger.contextualize(call_sid=call.call_sid):
+        with logger.contextualize(call_sid=call.call_sid), admission.admit() as admitted:
+            if not admitted:
+                # Twilio may open the stream on another replica than took the webhook.
+                logger.warning(f"Media stream refused: {admission.refusal}")
+                metrics.call_rejected(call.direction)
+                await websocket.close(WS_TRY_AGAIN_LATER, f"busy: {admission.refusal}")
+                return
             events = CallEvents()
             transport = FastAPIWebsocketTransport(
                 websocket,
@@ -151,6 +178,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                 ),
             )
             bot = Bot(call, transport, voice, settings)
+            metrics.watch(bot.worker, accepted_at)
             events.on_stop(bot.caller_left)
             calls.add(bot)
             logger.info(f"Call started ({call.provider}, {call.direction})")
@@ -159,6 +187,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
             finally:
                 calls.remove(bot)
             logger.info(f"Call ended: {reason}")
+            metrics.call_ended(call.direction, reason, time.monotonic() - accepted_at)
 
     return app
 
@@ -175,7 +204,7 @@ def main() -> None:
             "Twilio signatures are NOT checked (no TWILIO_AUTH_TOKEN, or "
             "TWILIO_VALIDATE_SIGNATURES=false): anyone who finds this server can use it"
         )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    serve.run(create_app(settings), settings)
 
 
 if __name__ == "__main__":

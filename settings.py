@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     dialout_api_key: SecretStr | None = None
     dialout_allowed_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Operations: admission control and graceful drain (see admission.py, serve.py).
+    max_calls: int = Field(20, ge=1)
+    drain_timeout: float = Field(300.0, ge=0)
+
     @field_validator("dialout_allowed_prefixes", mode="before")
     @classmethod
     def _split_prefixes(cls, value: object) -> object:
