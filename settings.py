@@ -9,7 +9,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -72,6 +79,13 @@ class Settings(BaseSettings):
 
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     greeting: str = DEFAULT_GREETING
+
+    @field_validator("system_prompt", "greeting", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object, info: ValidationInfo) -> object:
+        if value in ("", None):
+            return DEFAULT_SYSTEM_PROMPT if info.field_name == "system_prompt" else DEFAULT_GREETING
+        return value
     vad_stop_secs: float = Field(0.2, gt=0, le=3)
     outbound_greeting_wait_secs: float = Field(3.0, ge=0, le=30)
 
@@ -99,6 +113,9 @@ class Settings(BaseSettings):
         "dialout_api_key",
         "public_url",
         "openai_base_url",
+        "stt",
+        "llm",
+        "tts",
         mode="before",
     )
     @classmethod

@@ -1,0 +1,29 @@
+# Switchboard: a self-hosted server that puts a Pipecat voice bot on a phone line.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# libgomp1: OpenMP runtime that CTranslate2 (Whisper) and ONNX Runtime link against.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid 10001 switchboard
+WORKDIR /app
+
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY --chown=switchboard:switchboard . .
+RUN mkdir -p /app/data && chown switchboard:switchboard /app/data
+USER switchboard
+
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+
+# Exec form, so SIGTERM reaches Python and live calls drain before the process exits.
+CMD ["python", "server.py"]

@@ -1,0 +1,60 @@
+"""Shared fixtures: the process's voice stack, real servers on loopback, Whisper to listen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import soxr
+
+from server import create_app
+from settings import Settings
+from tests.server_thread import ServerThread
+from voice import VoiceStack
+
+TEST_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+
+MakeServer = Callable[..., ServerThread]
+
+
+def offline_settings(**overrides: Any) -> Settings:
+    """Settings for a test server: offline stack, no `.env`, overrides as keyword arguments."""
+    return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def voice_stack() -> VoiceStack:
+    """Whisper, Piper and Silero, loaded once for the whole test session."""
+    return asyncio.run(VoiceStack.load(offline_settings()))
+
+
+@pytest.fixture
+def make_server(voice_stack: VoiceStack) -> Iterator[MakeServer]:
+    """Start real servers on 127.0.0.1 with the given settings; all stop after the test."""
+    servers: list[ServerThread] = []
+
+    def make(**overrides: Any) -> ServerThread:
+        server = ServerThread(create_app(offline_settings(**overrides), voice=voice_stack))
+        servers.append(server.start())
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def transcribe(voice_stack: VoiceStack) -> Callable[[bytes], str]:
+    """Transcribe 8 kHz PCM16 (what a caller heard) with the server's own Whisper model."""
+
+    def run(pcm8k: bytes) -> str:
+        samples = np.frombuffer(pcm8k, dtype="<i2").astype(np.float32) / 32768.0
+        audio16k = soxr.resample(samples, 8000, 16000).astype(np.float32)
+        segments, _ = voice_stack.whisper.transcribe(audio16k, language="en")
+        return " ".join(segment.text.strip() for segment in segments)
+
+    return run
