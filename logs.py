@@ -30,6 +30,7 @@ TEXT_FORMAT = (
 )
 JSON_FORMAT = "{extra[_json]}\n"
 NO_CALL = "-"
+CHATTY_LIBRARIES = ("websockets", "aiohttp.access", "hpack", "httpcore")
 SECRET = "[secret]"
 
 # E.164 (+15550001111, also URL-encoded), and bare national numbers of 10+ digits
@@ -142,4 +143,7 @@ def configure_logging(
         backtrace=False,
         diagnose=False,  # variable values in tracebacks could hold numbers and secrets
     )
-    logging.basicConfig(handlers=[InterceptHandler()], level=level, force=True)
+    level_no = logger.level(level).no
+    logging.basicConfig(handlers=[InterceptHandler()], level=level_no, force=True)
+    for name in CHATTY_LIBRARIES:  # their DEBUG lines are every frame on the wire
+        logging.getLogger(name).setLevel(max(level_no, logging.INFO))

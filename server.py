@@ -181,7 +181,10 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
             metrics.watch(bot.worker, accepted_at)
             events.on_stop(bot.caller_left)
             calls.add(bot)
-            logger.info(f"Call started ({call.provider}, {call.direction})")
+            logger.info(
+                f"Call started ({call.provider}, {call.direction}, "
+                f"from {call.from_number} to {call.to_number})"
+            )
             try:
                 reason = await bot.run()
             finally:

@@ -86,6 +86,7 @@ class Settings(BaseSettings):
         if value in ("", None):
             return DEFAULT_SYSTEM_PROMPT if info.field_name == "system_prompt" else DEFAULT_GREETING
         return value
+
     vad_stop_secs: float = Field(0.2, gt=0, le=3)
     outbound_greeting_wait_secs: float = Field(3.0, ge=0, le=30)
 
@@ -95,6 +96,14 @@ class Settings(BaseSettings):
     # Operations: admission control and graceful drain (see admission.py, serve.py).
     max_calls: int = Field(20, ge=1)
     drain_timeout: float = Field(300.0, ge=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        levels = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+        if value.upper() not in levels:
+            raise ValueError(f"must be one of {', '.join(levels)}")
+        return value.upper()
 
     @field_validator("dialout_allowed_prefixes", mode="before")
     @classmethod
