@@ -27,6 +27,7 @@ from loguru import logger
 from admission import Admission
 from bot import EndReason
 from calls import CallRegistry
+from logs import NO_CALL
 from settings import Settings
 
 DRAIN_GOODBYE = "Sorry, this service is restarting. Please call again. Goodbye."
@@ -67,7 +68,10 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """First signal: start draining. Second: uvicorn's immediate shutdown."""
         if self.drain_requested:
-            logger.warning(f"{signal.Signals(sig).name} again: stopping now, dropping live calls")
+            # bind: the handler runs in whatever context it interrupted, maybe a call's.
+            logger.bind(call_sid=NO_CALL).warning(
+                f"{signal.Signals(sig).name} again: stopping now, dropping live calls"
+            )
             # Recorded, so uvicorn re-raises it once shut down: the exit status says "killed".
             self._captured_signals.append(sig)
             self.should_exit = self.force_exit = True
@@ -126,4 +130,7 @@ def run(app: FastAPI, settings: Settings) -> None:
         calls=app.state.calls,
         drain_timeout=settings.drain_timeout,
     )
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # a second Ctrl+C, re-raised by uvicorn once it shut down
+        raise SystemExit(128 + signal.SIGINT) from None
