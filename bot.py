@@ -44,7 +44,7 @@ from voice.echo import BOT_ENDED, FAREWELL
 from voice.echo import GREETING as ECHO_GREETING
 
 # After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
-USER_PAUSE_SECS = 0.3
+USER_PAUSE_SECS = 0.4
 
 END_CALL_TOOL = {
     "type": "function",

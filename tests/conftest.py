@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 import soxr
+from loguru import logger
 
 from server import create_app
 from settings import Settings
@@ -19,6 +21,10 @@ TEST_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 
 MakeServer = Callable[..., ServerThread]
+
+# Pipecat logs every frame hop at DEBUG; a failing test's output should stay readable.
+logger.remove()
+logger.add(sys.stderr, level="INFO")
 
 
 def offline_settings(**overrides: Any) -> Settings:

@@ -1,0 +1,262 @@
+"""A fake of Twilio's REST API on 127.0.0.1, for tests.
+
+Twilio is a paid outside service, so tests point the app at this fake
+instead (``TWILIO_API_BASE_URL=fake.base_url``). It checks what Twilio
+checks — Basic auth, the account in the path, required and well-formed
+fields — and answers with Twilio's JSON shapes, so a wrong request fails
+the test rather than passing against a fake that accepts anything.
+
+    with FakeTwilio() as twilio:
+        ...  # run the app against twilio.base_url
+        assert twilio.calls_created()[0].value("To") == "+15550002222"
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import xml.etree.ElementTree as ElementTree
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import BasicAuth, web
+
+from tests.loopback import LoopbackServer
+
+API_VERSION = "2010-04-01"
+CALLS_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Calls\.json$")
+CALL_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Calls/(?P<call>[^/]+)\.json$")
+CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
+# E.164, or a Twilio Client / SIP address, as Calls accepts for To.
+PHONE_NUMBER = re.compile(r"^\+[1-9]\d{6,14}$")
+ADDRESS = re.compile(r"^(client:\S+|sip:\S+@\S+)$")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received, whatever it answered.
+
+    Attributes:
+        method: HTTP method.
+        path: URL path, e.g. ``/2010-04-01/Accounts/AC…/Calls.json``.
+        form: Form fields in order; a repeated key appears once per value.
+        auth_ok: The Basic credentials were right for the account in the path.
+        status: The HTTP status the fake answered.
+    """
+
+    method: str
+    path: str
+    form: list[tuple[str, str]]
+    auth_ok: bool
+    status: int
+
+    def value(self, key: str) -> str | None:
+        """The first value of a form field, or None."""
+        return next((v for k, v in self.form if k == key), None)
+
+    def values(self, key: str) -> list[str]:
+        """Every value of a form field, in order."""
+        return [v for k, v in self.form if k == key]
+
+
+def _error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+def _now() -> str:
+    return format_datetime(datetime.now(UTC).replace(microsecond=0))
+
+
+class FakeTwilio(LoopbackServer):
+    """Twilio's Calls API, served on a free loopback port from a background thread.
+
+    Attributes:
+        base_url: Where the fake listens, e.g. ``http://127.0.0.1:PORT``.
+        account_sid: The only account it knows.
+        auth_token: That account's token.
+    """
+
+    name = "fake-twilio"
+
+    def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
+        self.account_sid = account_sid or "AC" + secrets.token_hex(16)
+        self.auth_token = auth_token or secrets.token_hex(16)
+        super().__init__()
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._failures: deque[tuple[int, int, str]] = deque()
+        self._calls: dict[str, dict[str, Any]] = {}
+        self._gone: set[str] = set()
+
+    # -- What tests set and read --
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    def fail_next(self, status: int, code: int, message: str) -> None:
+        """Answer the next Calls create with this Twilio error (queued, in order)."""
+        with self._lock:
+            self._failures.append((status, code, message))
+
+    def mark_gone(self, call_sid: str) -> None:
+        """Make updates to this call answer 404, as for a call Twilio no longer has."""
+        with self._lock:
+            self._gone.add(call_sid)
+
+    def calls_created(self) -> list[RecordedRequest]:
+        """Calls create requests that created a call (answered 201)."""
+        return [r for r in self.requests if CALLS_PATH.match(r.path) and r.status == 201]
+
+    def hangups(self) -> list[RecordedRequest]:
+        """Call updates asking for ``Status=completed``, whatever was answered."""
+        return [
+            r
+            for r in self.requests
+            if CALL_PATH.match(r.path) and r.method == "POST" and r.value("Status") == "completed"
+        ]
+
+    # -- Serving --
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.text()
+        form = (
+            parse_qsl(body, keep_blank_values=True)
+            if request.content_type == "application/x-www-form-urlencoded"
+            else []
+        )
+        route = CALLS_PATH.match(request.path) or CALL_PATH.match(request.path)
+        auth_ok = route is not None and self._authorized(
+            request.headers.get("Authorization"), route["account"]
+        )
+        with self._lock:
+            status, payload = self._answer(request.method, request.path, form, auth_ok)
+            self._requests.append(
+                RecordedRequest(request.method, request.path, form, auth_ok, status)
+            )
+        headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'} if status == 401 else None
+        return web.json_response(payload, status=status, headers=headers)
+
+    def _authorized(self, header: str | None, account: str) -> bool:
+        try:
+            credentials = BasicAuth.decode(header or "")
+        except ValueError:
+            return False
+        return (
+            secrets.compare_digest(credentials.login, self.account_sid)
+            and secrets.compare_digest(credentials.password, self.auth_token)
+            and account == self.account_sid
+        )
+
+    def _answer(
+        self, method: str, path: str, form: list[tuple[str, str]], auth_ok: bool
+    ) -> tuple[int, dict[str, Any]]:
+        create, update = CALLS_PATH.match(path), CALL_PATH.match(path)
+        if not (create and method == "POST") and not (update and method in ("GET", "POST")):
+            return _error(404, 20404, f"The requested resource {path} was not found")
+        if not auth_ok:
+            return _error(401, 20003, "Authenticate")
+        fields = dict(form)
+        if create:
+            return self._create(fields)
+        call_sid = update["call"] if update else ""
+        if not CALL_SID.match(call_sid) or call_sid in self._gone:
+            return _error(404, 20404, f"The requested resource {path} was not found")
+        return self._update(call_sid, fields if method == "POST" else {})
+
+    def _create(self, fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        to, from_ = fields.get("To", ""), fields.get("From", "")
+        if not to:
+            return _error(400, 21201, "No 'To' number is specified")
+        if not from_:
+            return _error(400, 21213, "No 'From' number is specified")
+        if not (PHONE_NUMBER.match(to) or ADDRESS.match(to)):
+            return _error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        if not (PHONE_NUMBER.match(from_) or from_.startswith("client:")):
+            return _error(400, 21212, f"Invalid 'From' Phone Number: {from_}")
+        instructions = [key for key in ("Url", "Twiml", "ApplicationSid") if fields.get(key)]
+        if not instructions:
+            return _error(400, 21205, "Url parameter is required")
+        if len(instructions) > 1:
+            return _error(400, 21205, f"Only one of {', '.join(instructions)} may be given")
+        if "Twiml" in instructions:
+            try:
+                ElementTree.fromstring(fields["Twiml"])
+            except ElementTree.ParseError as exc:
+                return _error(400, 12100, f"Document parse failure: {exc}")
+        if self._failures:
+            return _error(*self._failures.popleft())
+        call_sid = "CA" + secrets.token_hex(16)
+        self._calls[call_sid] = self._resource(call_sid, to=to, from_=from_)
+        return 201, self._calls[call_sid]
+
+    def _update(self, call_sid: str, fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        # A call the fake did not create is one Twilio delivered: an inbound call.
+        call = self._calls.setdefault(
+            call_sid,
+            self._resource(call_sid, to="", from_="", direction="inbound", status="in-progress"),
+        )
+        status = fields.get("Status")
+        if status is not None:
+            if status not in ("completed", "canceled"):
+                return _error(400, 21218, f"Invalid value for Status: {status}")
+            call.update(status=status, end_time=_now(), date_updated=_now())
+        return 200, call
+
+    def _resource(
+        self,
+        call_sid: str,
+        *,
+        to: str,
+        from_: str,
+        direction: str = "outbound-api",
+        status: str = "queued",
+    ) -> dict[str, Any]:
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{call_sid}"
+        created = _now()
+        return {
+            "account_sid": self.account_sid,
+            "annotation": None,
+            "answered_by": None,
+            "api_version": API_VERSION,
+            "caller_name": None,
+            "date_created": created,
+            "date_updated": created,
+            "direction": direction,
+            "duration": None,
+            "end_time": None,
+            "forwarded_from": None,
+            "from": from_,
+            "from_formatted": from_,
+            "group_sid": None,
+            "parent_call_sid": None,
+            "phone_number_sid": None,
+            "price": None,
+            "price_unit": "USD",
+            "queue_time": "0",
+            "sid": call_sid,
+            "start_time": None,
+            "status": status,
+            "subresource_uris": {
+                "notifications": f"{uri}/Notifications.json",
+                "recordings": f"{uri}/Recordings.json",
+                "streams": f"{uri}/Streams.json",
+                "events": f"{uri}/Events.json",
+            },
+            "to": to,
+            "to_formatted": to,
+            "trunk_sid": None,
+            "uri": f"{uri}.json",
+        }

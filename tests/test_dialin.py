@@ -1,0 +1,249 @@
+"""Dial-in, end to end: Twilio's webhook, the signed media stream, and a spoken conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+from twilio.request_validator import RequestValidator
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from simulate import SimulatedCall, synthesize
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
+from tests.fake_twilio import FakeTwilio
+from tests.server_thread import ServerThread
+
+Transcribe = Callable[[bytes], str]
+# Piper speaks sentence by sentence: on a busy machine the gap between two can pass a second.
+QUIET = 2.0
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+async def speak(text: str) -> bytes:
+    return await asyncio.to_thread(synthesize, text)
+
+
+async def post_webhook(url: str, form: dict[str, str], headers: dict[str, str] | None = None):
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=form, headers=headers or {}) as response,
+    ):
+        return response.status, await response.text()
+
+
+async def wait_for_tasks(server: ServerThread, baseline: int, within: float = 10) -> int:
+    """Poll until the server runs no more tasks than `baseline`; return the last count."""
+    deadline = time.monotonic() + within
+    count = server.task_count()
+    while count > baseline and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        count = server.task_count()
+    return count
+
+
+async def test_webhook_answers_a_stream_with_escaped_parameters_and_nothing_after(
+    make_server: MakeServer,
+) -> None:
+    server = make_server()
+    tricky = "a<b & \"c\" 'd'"
+    status, body = await post_webhook(
+        f"{server.url}/?session_type={aiohttp.helpers.quote(tricky)}",
+        {"CallSid": "CA" + "1" * 32, "From": "+15550001111", "To": "+15550002222"},
+        headers={"X-Forwarded-Proto": "https", "Host": "voice.example.com"},
+    )
+    assert status == 200
+    root = ET.fromstring(body)
+    assert root.tag == "Response"
+    assert [child.tag for child in root] == ["Connect"]
+    streams = list(root.find("Connect") or [])
+    assert [s.tag for s in streams] == ["Stream"]
+    url = streams[0].get("url", "")
+    assert url == "wss://voice.example.com/ws"
+    assert not urlsplit(url).query
+    parameters = {p.get("name"): p.get("value") for p in streams[0]}
+    assert parameters == {
+        "session_type": tricky,
+        "from_number": "+15550001111",
+        "to_number": "+15550002222",
+        "direction": "inbound",
+    }
+
+
+async def test_public_url_names_the_stream_host(make_server: MakeServer) -> None:
+    server = make_server(public_url="https://bots.example.org")
+    _, body = await post_webhook(f"{server.url}/", {"From": "+1", "To": "+2"})
+    stream = ET.fromstring(body).find("Connect/Stream")
+    assert stream is not None and stream.get("url") == "wss://bots.example.org/ws"
+
+
+async def test_a_webhook_with_a_missing_or_wrong_signature_gets_403(
+    make_server: MakeServer,
+) -> None:
+    server = make_server(twilio_account_sid=TEST_ACCOUNT_SID, twilio_auth_token=TEST_AUTH_TOKEN)
+    form = {"CallSid": "CA" + "2" * 32, "From": "+15550001111", "To": "+15550002222"}
+    url = f"{server.url}/"
+    assert (await post_webhook(url, form))[0] == 403
+    wrong = RequestValidator("another-token").compute_signature(url, form)
+    status, body = await post_webhook(url, form, {"X-Twilio-Signature": wrong})
+    assert (status, body) == (403, "invalid signature")
+    right = RequestValidator(TEST_AUTH_TOKEN).compute_signature(url, form)
+    status, body = await post_webhook(url, form, {"X-Twilio-Signature": right})
+    assert status == 200 and "<Stream" in body
+
+
+async def test_a_websocket_with_a_wrong_or_missing_signature_is_closed_with_1008(
+    make_server: MakeServer,
+) -> None:
+    server = make_server(twilio_account_sid=TEST_ACCOUNT_SID, twilio_auth_token=TEST_AUTH_TOKEN)
+    stream_url = twiml_stream_url(server)
+    ws_url = server.url.replace("http://", "ws://") + "/ws"
+    for token in ("not-the-token", None):
+        headers = {}
+        if token:
+            headers["X-Twilio-Signature"] = RequestValidator(token).compute_signature(
+                stream_url, {}
+            )
+        async with connect(ws_url, additional_headers=headers) as ws:
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+        assert (ws.close_code, ws.close_reason) == (1008, "invalid signature")
+    async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
+        await call.connect_stream(stream_url, {"direction": "inbound"})
+        await call.wait_for_bot_audio(timeout=20)
+    assert call.close_code in (None, 1000)
+
+
+def twiml_stream_url(server: ServerThread) -> str:
+    """The Stream url a server's webhook names, when reached at its loopback address."""
+    host = urlsplit(server.url).netloc
+    return f"wss://{host}/ws"
+
+
+async def test_a_caller_talks_to_the_echo_agent_and_says_goodbye(
+    make_server: MakeServer, transcribe: Transcribe
+) -> None:
+    with FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN) as twilio:
+        server = make_server(
+            twilio_account_sid=TEST_ACCOUNT_SID,
+            twilio_auth_token=TEST_AUTH_TOKEN,
+            twilio_api_base_url=twilio.base_url,
+        )
+        sentence = await speak("The purple elephant is dancing in the kitchen.")
+        goodbye = await speak("Goodbye.")
+        async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
+            await call.dial()
+            await call.wait_for_bot_audio(timeout=20)
+            await call.wait_for_bot_quiet(quiet=QUIET)
+            greeting = transcribe(call.heard)
+            assert {"repeat", "goodbye"} <= words(greeting), greeting
+
+            heard_before = len(call.heard)
+            said_at = await call.say(sentence)
+            await call.wait_for_bot_audio(after=said_at, timeout=20)
+            await call.wait_for_bot_quiet(quiet=QUIET)
+            reply = transcribe(call.heard[heard_before:])
+            # Whisper tiny on 8 kHz audio may drop a word; the echo must carry most of them.
+            assert "heard" in words(reply), reply
+            assert len({"purple", "elephant", "dancing", "kitchen"} & words(reply)) >= 3, reply
+
+            heard_before = len(call.heard)
+            await call.press("79")
+            await call.wait_for_bot_audio(after=time.monotonic(), timeout=20)
+            await call.wait_for_bot_quiet(quiet=QUIET)
+            keys = transcribe(call.heard[heard_before:])
+            assert "press" in keys.lower(), keys
+            assert re.search(r"7\W*9|seven\W+nine", keys.lower()), keys
+
+            heard_before = len(call.heard)
+            await call.say(goodbye)
+            await call.wait_closed(timeout=30)
+            farewell = transcribe(call.heard[heard_before:])
+        assert {"goodbye", "calling"} <= words(farewell), farewell
+        assert call.closed_by == "server"
+        hangups = twilio.hangups()
+        assert len(hangups) == 1
+        assert dict(hangups[0].form) == {"Status": "completed"}
+        assert hangups[0].path.endswith(f"/Calls/{call.call_sid}.json")
+
+
+async def test_talking_over_the_bot_sends_clear(make_server: MakeServer) -> None:
+    server = make_server()
+    interruption = await speak("Wait, wait, stop talking please, I have a question for you.")
+    async with SimulatedCall(server.url) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=20)
+        await call.silence(0.5)
+        await call.say(interruption)
+        await call.wait_for_bot_quiet(quiet=0.5)
+    assert call.clears >= 1
+
+
+async def test_stop_and_abrupt_disconnects_leave_no_tasks_behind(make_server: MakeServer) -> None:
+    server = make_server()
+    baseline = server.task_count()
+    async with SimulatedCall(server.url) as polite:
+        await polite.dial()
+        await polite.wait_for_bot_audio(timeout=20)
+    abrupt = SimulatedCall(server.url)
+    await abrupt.dial()
+    await abrupt.wait_for_bot_audio(timeout=20)
+    assert abrupt._ws is not None
+    abrupt._ws.transport.abort()  # the line drops: no stop, no close frame
+    await abrupt.hang_up()
+    assert await wait_for_tasks(server, baseline) <= baseline
+    assert len(server.app.state.calls) == 0
+
+
+async def test_bad_frames_are_survived_and_other_calls_do_not_notice(
+    make_server: MakeServer, transcribe: Transcribe
+) -> None:
+    server = make_server()
+    hello = await speak("The weather is sunny today.")
+    async with SimulatedCall(server.url) as victim, SimulatedCall(server.url) as bystander:
+        await victim.dial()
+        await bystander.dial()
+        await victim.wait_for_bot_audio(timeout=20)
+        for junk in (
+            "this is not json",
+            b"\x00\x01binary\xff",
+            '{"event": "telepathy"}',
+            '{"event": "media", "media": {"payload": "%%% not base64 %%%"}}',
+            '{"event": "media"}',
+            '{"event": "dtmf", "dtmf": {"digit": "X"}}',
+            "[1, 2, 3]",
+        ):
+            await victim.send_raw(junk)
+        for call in (victim, bystander):
+            await call.wait_for_bot_quiet(quiet=0.5)
+        marks = {id(c): len(c.heard) for c in (victim, bystander)}
+        said = await asyncio.gather(victim.say(hello), bystander.say(hello))
+        for call, at in zip((victim, bystander), said, strict=True):
+            await call.wait_for_bot_audio(after=at, timeout=20)
+            await call.wait_for_bot_quiet(quiet=QUIET)
+            reply = words(transcribe(call.heard[marks[id(call)] :]))
+            assert "heard" in reply and reply & {"weather", "sunny", "today"}, reply
+            assert call.close_code is None
+
+
+async def test_a_stream_without_start_is_closed_plainly(make_server: MakeServer) -> None:
+    server = make_server()
+    ws_url = server.url.replace("http://", "ws://") + "/ws"
+    async with connect(ws_url) as ws:
+        await ws.send('{"event": "connected", "protocol": "Call", "version": "1.0.0"}')
+        await ws.send('{"event": "media", "media": {"payload": "//////8="}}')
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1003
+    assert "before the start" in (ws.close_reason or "")
+    status, _ = await post_webhook(f"{server.url}/", {"From": "+1", "To": "+2"})
+    assert status == 200
