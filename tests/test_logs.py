@@ -28,7 +28,7 @@ def log_lines() -> Iterator[list[str]]:
     yield lines
     logger.remove()
     logger.configure(extra={}, patcher=lambda record: None)
-    logger.add(sys.stderr)
+    logger.add(sys.stderr, level="INFO")  # as conftest.py has it
     logging.root.handlers.clear()
 
 
@@ -61,12 +61,12 @@ def test_json_lines_mask_numbers_and_blot_out_secrets(log_lines: list[str]) -> N
     dialling, bound, failed, url, stdlib = lines
     assert dialling["call_sid"] == "CA" + "a" * 32
     assert dialling["message"] == "Dialling ***4321 (Exotel form ***3210) with key [secret]"
-    assert dialling["level"] == "INFO" and dialling["logger"] == "test_logs"
+    assert dialling["level"] == "INFO" and dialling["logger"] == __name__
     assert bound["to_number"] == "***4321"
     assert failed["exception"].endswith("ValueError: cannot reach ***4321 with token [secret]")
     assert url["call_sid"] == "-"
     assert url["message"] == "postgresql://switchboard:[secret]@db:5432/calls"
-    assert (stdlib["logger"], stdlib["level"]) == ("test_logs", "WARNING")  # who logged it
+    assert (stdlib["logger"], stdlib["level"]) == (__name__, "WARNING")  # who logged it
     assert stdlib["message"] == "from the standard library: ***4321"
 
 
