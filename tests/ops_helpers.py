@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+# Piper speaks sentence by sentence: on a busy machine the gap between two can pass a second.
+QUIET = 2.0
+
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 

@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from admission import RETRY_AFTER_SECS, Admission, require_capacity
 from simulate import CallRejected, SimulatedCall, synthesize
 from tests.conftest import TEST_AUTH_TOKEN, MakeServer
-from tests.ops_helpers import eventually, readiness
+from tests.ops_helpers import QUIET, eventually, readiness
 from tests.server_thread import ServerThread
 
 WS_TRY_AGAIN_LATER = 1013
@@ -45,7 +45,7 @@ async def test_at_max_calls_the_webhook_rejects_busy_and_the_stream_refuses(
         assert not third.first_audio_at  # the bot never spoke to it
 
         # The call that holds the slot is unaffected.
-        await first.wait_for_bot_quiet(timeout=30)
+        await first.wait_for_bot_quiet(QUIET, timeout=30)
         said = await first.say(speech)
         await first.wait_for_bot_audio(after=said, timeout=30)
 

@@ -21,7 +21,7 @@ import pytest
 from settings import Settings
 from simulate import CallRejected, SimulatedCall, synthesize
 from tests.conftest import TEST_AUTH_TOKEN
-from tests.ops_helpers import eventually, readiness
+from tests.ops_helpers import QUIET, eventually, readiness
 from tests.server_thread import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,13 +129,13 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
     server_process: Callable[..., ServerProcess], transcribe: Callable[[bytes], str]
 ) -> None:
     server = await server_process(DRAIN_TIMEOUT="300").start()
-    question = await asyncio.to_thread(synthesize, "What is the weather like today?")
+    question = await asyncio.to_thread(synthesize, "What is the weather?")
     goodbye = await asyncio.to_thread(synthesize, "Thank you, goodbye.")
 
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN, from_number=CALLER) as call:
         await call.dial()
         await call.wait_for_bot_audio(timeout=60)
-        await call.wait_for_bot_quiet(timeout=60)
+        await call.wait_for_bot_quiet(QUIET, timeout=60)
 
         server.signal(signal.SIGTERM)
         await eventually(lambda: _draining(server.url), "/readyz turns 503")
@@ -158,7 +158,7 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
         before = len(call.heard)
         said = await call.say(question)
         await call.wait_for_bot_audio(after=said, timeout=60)
-        await call.wait_for_bot_quiet(timeout=60)
+        await call.wait_for_bot_quiet(QUIET, timeout=60)
         assert "weather" in transcribe(call.heard[before:]).lower()
         await call.say(goodbye)
         await call.wait_closed(timeout=60)
@@ -198,7 +198,7 @@ async def test_calls_still_up_at_drain_timeout_hear_goodbye_and_end(
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
         await call.dial()
         await call.wait_for_bot_audio(timeout=60)
-        await call.wait_for_bot_quiet(timeout=60)
+        await call.wait_for_bot_quiet(QUIET, timeout=60)
         before = len(call.heard)
         server.signal(signal.SIGTERM)
         await call.wait_closed(timeout=60)

@@ -15,7 +15,7 @@ from loguru import logger
 from logs import configure_logging, mask_phone_numbers
 from simulate import SimulatedCall, synthesize
 from tests.conftest import TEST_AUTH_TOKEN, MakeServer, offline_settings
-from tests.ops_helpers import eventually
+from tests.ops_helpers import QUIET, eventually
 
 CALLER = "+15557654321"
 OPENAI_KEY = "sk-test-openai-key-must-not-leak-0001"
@@ -102,10 +102,10 @@ async def test_every_line_of_a_call_carries_its_sid(
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN, from_number=CALLER) as call:
         await call.dial()
         await call.wait_for_bot_audio(timeout=30)
-        await call.wait_for_bot_quiet(timeout=30)
+        await call.wait_for_bot_quiet(QUIET, timeout=30)
         said = await call.say(speech)
         await call.wait_for_bot_audio(after=said, timeout=30)
-        await call.wait_for_bot_quiet(timeout=30)
+        await call.wait_for_bot_quiet(QUIET, timeout=30)
 
     async def ended() -> bool:
         return any('"Call ended' in line for line in log_lines)

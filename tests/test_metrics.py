@@ -11,12 +11,12 @@ from websockets.exceptions import ConnectionClosed
 
 from simulate import CallRejected, SimulatedCall, synthesize
 from tests.conftest import TEST_AUTH_TOKEN, MakeServer
-from tests.ops_helpers import Samples, eventually, scrape, value
+from tests.ops_helpers import QUIET, Samples, eventually, scrape, value
 
 
 async def test_metrics_count_the_calls_just_made(make_server: MakeServer) -> None:
     server = make_server(max_calls=1, twilio_auth_token=TEST_AUTH_TOKEN)
-    speech = await asyncio.to_thread(synthesize, "Can I book a table for two?")
+    speech = await asyncio.to_thread(synthesize, "A table for two, please.")
     before = await scrape(server.url)
     assert value(before, "switchboard_active_calls") == 0
     assert value(before, "switchboard_calls_total", direction="inbound", outcome="rejected") == 0
@@ -24,10 +24,10 @@ async def test_metrics_count_the_calls_just_made(make_server: MakeServer) -> Non
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
         await call.dial()
         await call.wait_for_bot_audio(timeout=30)
-        await call.wait_for_bot_quiet(timeout=30)
+        await call.wait_for_bot_quiet(QUIET, timeout=30)
         said = await call.say(speech)
         await call.wait_for_bot_audio(after=said, timeout=30)
-        await call.wait_for_bot_quiet(timeout=30)
+        await call.wait_for_bot_quiet(QUIET, timeout=30)
         during = await scrape(server.url)
         with pytest.raises(CallRejected):
             await SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN).dial()
@@ -63,7 +63,8 @@ async def test_metrics_count_the_calls_just_made(make_server: MakeServer) -> Non
     assert value(after, "switchboard_call_duration_seconds_sum", direction="inbound") > 0
     # The greeting's first audio, and the reply to the one thing the caller said.
     assert value(after, "switchboard_first_bot_audio_seconds_count") == 1
-    assert value(after, "switchboard_response_latency_seconds_count") == 1
+    # One reply, unless a busy machine made the VAD hear the utterance as two.
+    assert value(after, "switchboard_response_latency_seconds_count") in (1, 2)
     assert 0 < value(after, "switchboard_response_latency_seconds_sum") < 30
     assert not _labelled_with_a_call_sid(after)
 

@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from simulate import SimulatedCall, parse_twiml, synthesize
 from tests.conftest import TEST_AUTH_TOKEN, MakeServer
-from tests.ops_helpers import scrape, value
+from tests.ops_helpers import QUIET, scrape, value
 from tests.server_thread import ServerThread
 
 CALLER = "+15553334444"
@@ -48,7 +48,7 @@ async def test_webhook_on_one_replica_stream_on_another(
 ) -> None:
     one = make_server(twilio_auth_token=TEST_AUTH_TOKEN)
     other = make_server(twilio_auth_token=TEST_AUTH_TOKEN)
-    speech = await asyncio.to_thread(synthesize, "I would like to order a pizza.")
+    speech = await asyncio.to_thread(synthesize, "One large pizza, please.")
 
     async with _via_balancer(other, one, from_number=CALLER, to_number=CALLED) as call:
         stream_url, parameters = await _webhook(one, call)
@@ -63,11 +63,11 @@ async def test_webhook_on_one_replica_stream_on_another(
         assert bot.call.parameters == {"tenant": "acme"}
         assert len(one.app.state.calls) == 0
 
-        await call.wait_for_bot_quiet(timeout=30)
+        await call.wait_for_bot_quiet(QUIET, timeout=30)
         before = len(call.heard)
         said = await call.say(speech)
         await call.wait_for_bot_audio(after=said, timeout=30)
-        await call.wait_for_bot_quiet(timeout=30)
+        await call.wait_for_bot_quiet(QUIET, timeout=30)
         assert "pizza" in transcribe(call.heard[before:]).lower()
 
     assert call.protocol_errors == []
