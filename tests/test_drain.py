@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -121,6 +122,10 @@ async def server_process(tmp_path: Path) -> AsyncIterator[Callable[..., ServerPr
         await server.stop()
 
 
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
 async def _draining(url: str) -> bool:
     return (await readiness(url))[0] == 503
 
@@ -130,7 +135,7 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
 ) -> None:
     server = await server_process(DRAIN_TIMEOUT="300").start()
     question = await asyncio.to_thread(synthesize, "What is the weather?")
-    goodbye = await asyncio.to_thread(synthesize, "Thank you, goodbye.")
+    goodbye = await asyncio.to_thread(synthesize, "Goodbye.")
 
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN, from_number=CALLER) as call:
         await call.dial()
@@ -159,7 +164,7 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
         said = await call.say(question)
         await call.wait_for_bot_audio(after=said, timeout=60)
         await call.wait_for_bot_quiet(QUIET, timeout=60)
-        assert "weather" in transcribe(call.heard[before:]).lower()
+        assert "weather" in _words(transcribe(call.heard[before:]))
         await call.say(goodbye)
         await call.wait_closed(timeout=60)
 
@@ -205,7 +210,9 @@ async def test_calls_still_up_at_drain_timeout_hear_goodbye_and_end(
 
     assert call.closed_by == "server"
     assert call.close_code == WS_NORMAL_CLOSURE
-    assert "restarting" in transcribe(call.heard[before:]).lower()
+    goodbye = transcribe(call.heard[before:])
+    # Whisper tiny may mishear a word ("the services were starting"); most must be there.
+    assert len({"sorry", "restarting", "please", "call", "again"} & _words(goodbye)) >= 3, goodbye
     assert await server.exit_code(timeout=60) == 0
     assert any(line["message"] == "Call ended: drained" for line in server.log_lines())
 

@@ -68,7 +68,8 @@ async def test_webhook_on_one_replica_stream_on_another(
         said = await call.say(speech)
         await call.wait_for_bot_audio(after=said, timeout=30)
         await call.wait_for_bot_quiet(QUIET, timeout=30)
-        assert "pizza" in transcribe(call.heard[before:]).lower()
+        reply = transcribe(call.heard[before:])
+        assert "pizza" in reply.lower(), reply
 
     assert call.protocol_errors == []
     on_one, on_other = await scrape(one.url), await scrape(other.url)
