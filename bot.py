@@ -15,6 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 from loguru import logger
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
     EndWorkerFrame,
     FunctionCallResultProperties,
@@ -46,14 +48,12 @@ from voice.echo import GREETING as ECHO_GREETING
 # After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
 USER_PAUSE_SECS = 0.4
 
-END_CALL_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "end_call",
-        "description": "Say goodbye and hang up, when the caller wants to end the call.",
-        "parameters": {"type": "object", "properties": {}},
-    },
-}
+END_CALL_TOOL = FunctionSchema(
+    name="end_call",
+    description="Say goodbye and hang up, when the caller wants to end the call.",
+    properties={},
+    required=[],
+)
 
 
 class EndReason(StrEnum):
@@ -102,12 +102,10 @@ class Bot:
         self._greeting = greeting(call, voice, settings)
         self._tasks: set[asyncio.Task[None]] = set()
 
-        context = LLMContext(
-            messages=[{"role": "system", "content": system_prompt(call, settings)}]
-        )
-        agent = voice.agent()
+        context = LLMContext()
+        agent = voice.agent(system_prompt(call, settings))
         if isinstance(agent, LLMService):
-            context.set_tools([END_CALL_TOOL])  # type: ignore[list-item]
+            context.set_tools(ToolsSchema(standard_tools=[END_CALL_TOOL]))
             agent.register_function("end_call", self._end_call_tool)
         aggregators = LLMContextAggregatorPair(
             context,

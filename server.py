@@ -28,12 +28,22 @@ from logs import configure_logging
 from metrics import Metrics, MetricsDep, WebhookOutcome
 from metrics import router as metrics_router
 from settings import Settings
-from telephony import CallEvents, TelephonyError, identify, read_start, serializer_for
+from telephony import (
+    CallEvents,
+    TelephonyError,
+    Unauthorized,
+    identify,
+    read_start,
+    serializer_for,
+    transport_options,
+)
+from telephony.access import admitted_providers, confirm
 from telephony.twilio import signature_is_valid
 from voice import VoiceStack
 
 WS_POLICY_VIOLATION = 1008
 WS_UNSUPPORTED_DATA = 1003
+WS_INTERNAL_ERROR = 1011
 WS_TRY_AGAIN_LATER = 1013
 TWIML = "application/xml"
 
@@ -92,7 +102,12 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.voice = voice or await VoiceStack.load(settings)
+        if voice is None:
+            app.state.voice = await VoiceStack.load(settings)
+        elif isinstance(voice, VoiceStack):
+            app.state.voice = voice.for_settings(settings)
+        else:
+            app.state.voice = voice
         yield
 
     app = FastAPI(title="Switchboard", lifespan=lifespan)
@@ -145,40 +160,47 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     ) -> None:
         await websocket.accept()
         accepted_at = time.monotonic()
-        if settings.validates_signatures:
-            url = twiml.stream_url(public_base(websocket.headers, websocket.url.scheme, settings))
-            signature = websocket.headers.get("x-twilio-signature")
-            if not signature_is_valid(settings, url, {}, signature):
-                logger.warning(f"Media stream refused: bad X-Twilio-Signature for {url}")
-                metrics.signature_failed("media_stream")
-                await websocket.close(WS_POLICY_VIOLATION, "invalid signature")
-                return
+        url = twiml.stream_url(public_base(websocket.headers, websocket.url.scheme, settings))
+        peer = websocket.client.host if websocket.client else None
         try:
+            admitted = admitted_providers(websocket.headers, peer, url, settings)
             call = identify(await read_start(websocket))
+            confirm(call, admitted)
+        except Unauthorized as e:
+            logger.warning(f"Media stream from {peer} refused: {e} (for {url})")
+            metrics.signature_failed("media_stream")
+            await websocket.close(WS_POLICY_VIOLATION, str(e))
+            return
         except TelephonyError as e:
             logger.warning(f"Media stream refused: {e}")
             await websocket.close(WS_UNSUPPORTED_DATA, str(e))
             return
-        with logger.contextualize(call_sid=call.call_sid), admission.admit() as admitted:
-            if not admitted:
+        with logger.contextualize(call_sid=call.call_sid), admission.admit() as has_slot:
+            if not has_slot:
                 # Twilio may open the stream on another replica than took the webhook.
                 logger.warning(f"Media stream refused: {admission.refusal}")
                 metrics.call_rejected(call.direction)
                 await websocket.close(WS_TRY_AGAIN_LATER, f"busy: {admission.refusal}")
                 return
             events = CallEvents()
-            transport = FastAPIWebsocketTransport(
-                websocket,
-                FastAPIWebsocketParams(
-                    audio_in_enabled=True,
-                    audio_out_enabled=True,
-                    add_wav_header=False,
-                    serializer=serializer_for(call, settings, events),
-                    allowed_origins=[],  # Twilio's websocket has no Origin header
-                ),
-            )
-            bot = Bot(call, transport, voice, settings)
-            metrics.watch(bot.worker, accepted_at)
+            try:
+                transport = FastAPIWebsocketTransport(
+                    websocket,
+                    FastAPIWebsocketParams(
+                        audio_in_enabled=True,
+                        audio_out_enabled=True,
+                        add_wav_header=False,
+                        serializer=serializer_for(call, settings, events),
+                        allowed_origins=[],  # Twilio's websocket has no Origin header
+                        **transport_options(call),
+                    ),
+                )
+                bot = Bot(call, transport, voice, settings)
+                metrics.watch(bot.worker, accepted_at)
+            except Exception:
+                logger.exception("Could not set the call up")
+                await websocket.close(WS_INTERNAL_ERROR, "the server could not set the call up")
+                return
             events.on_stop(bot.caller_left)
             calls.add(bot)
             logger.info(
@@ -206,6 +228,16 @@ def main() -> None:
         logger.warning(
             "Twilio signatures are NOT checked (no TWILIO_AUTH_TOKEN, or "
             "TWILIO_VALIDATE_SIGNATURES=false): anyone who finds this server can use it"
+        )
+    if not settings.exotel_authenticates:
+        logger.warning(
+            "Exotel streams are NOT authenticated (no EXOTEL_WS_USERNAME/EXOTEL_WS_PASSWORD "
+            "nor EXOTEL_ALLOWED_IPS): "
+            + (
+                "they are refused while Twilio signatures are checked"
+                if settings.validates_signatures
+                else "anyone who finds /ws can open a call as Exotel"
+            )
         )
     serve.run(create_app(settings), settings)
 

@@ -7,6 +7,7 @@ never appear in a log line or a repr.
 from __future__ import annotations
 
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Self
 
 from pydantic import (
@@ -93,6 +94,21 @@ class Settings(BaseSettings):
     dialout_api_key: SecretStr | None = None
     dialout_allowed_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Exotel: who may open /ws as Exotel's Voicebot applet, and the REST API for dial-out.
+    exotel_ws_username: str | None = None
+    exotel_ws_password: SecretStr | None = None
+    exotel_allowed_ips: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
+    exotel_trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
+    exotel_api_key: str | None = None
+    exotel_api_token: SecretStr | None = None
+    exotel_account_sid: str | None = None
+    exotel_caller_id: str | None = None
+    exotel_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.in.exotel.com")
+
     # Operations: admission control and graceful drain (see admission.py, serve.py).
     max_calls: int = Field(20, ge=1)
     drain_timeout: float = Field(300.0, ge=0)
@@ -112,6 +128,14 @@ class Settings(BaseSettings):
             return [p.strip() for p in value.split(",") if p.strip()]
         return value
 
+    @field_validator("exotel_allowed_ips", "exotel_trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        # A bare address is a network of one: "203.0.113.7" means 203.0.113.7/32.
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
     @field_validator(
         "twilio_account_sid",
         "twilio_phone_number",
@@ -120,6 +144,12 @@ class Settings(BaseSettings):
         "openai_api_key",
         "cartesia_api_key",
         "dialout_api_key",
+        "exotel_ws_username",
+        "exotel_ws_password",
+        "exotel_api_key",
+        "exotel_api_token",
+        "exotel_account_sid",
+        "exotel_caller_id",
         "public_url",
         "openai_base_url",
         "stt",
@@ -138,6 +168,12 @@ class Settings(BaseSettings):
         if value is not None and not (value.startswith("AC") and len(value) == 34):
             raise ValueError("must look like AC followed by 32 hex characters")
         return value
+
+    @model_validator(mode="after")
+    def _exotel_credentials_in_pairs(self) -> Self:
+        if (self.exotel_ws_username is None) != (self.exotel_ws_password is None):
+            raise ValueError("set both EXOTEL_WS_USERNAME and EXOTEL_WS_PASSWORD, or neither")
+        return self
 
     @model_validator(mode="after")
     def _choose_services(self) -> Self:
@@ -171,3 +207,18 @@ class Settings(BaseSettings):
     def can_hang_up(self) -> bool:
         """Whether the server holds the credentials to end calls through Twilio's REST API."""
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def exotel_authenticates(self) -> bool:
+        """Whether Exotel streams on /ws need Basic credentials or an allowed address."""
+        return self.exotel_ws_username is not None or bool(self.exotel_allowed_ips)
+
+    @property
+    def can_dial_exotel(self) -> bool:
+        """Whether the server holds what Exotel's connect API needs to place calls."""
+        return bool(
+            self.exotel_api_key
+            and self.exotel_api_token
+            and self.exotel_account_sid
+            and self.exotel_caller_id
+        )

@@ -1,4 +1,4 @@
-"""Play Twilio's side of a phone call against a running Switchboard server.
+"""Play Twilio's (or Exotel's) side of a phone call against a running Switchboard server.
 
 The simulator dials the voice webhook the way Twilio does, opens the Media
 Stream the TwiML asks for, streams the caller's audio on a real-time 20 ms
@@ -402,6 +402,161 @@ class TwilioMediaStream:
         return ServerMessage(event, data, error=error)
 
 
+# Exotel's rules for the bot's audio: anything else plays with gaps.
+EXOTEL_CHUNK_ALIGN = 320
+EXOTEL_MIN_CHUNK = 3200
+EXOTEL_MAX_CHUNK = 100_000
+
+
+def resample_pcm(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
+    """Resample mono PCM16 from one rate to another."""
+    if from_rate == to_rate or not pcm:
+        return pcm
+    samples = soxr.resample(np.frombuffer(pcm, dtype="<i2").astype(np.float32), from_rate, to_rate)
+    return np.clip(np.rint(samples), -32768, 32767).astype("<i2").tobytes()
+
+
+class ExotelMediaStream:
+    """The message format of Exotel's Voicebot applet, for one stream.
+
+    Snake_case fields and raw 16-bit PCM at the applet's sample rate; the
+    caller's side is still 8 kHz PCM16, resampled at the edge. A ``media``
+    chunk from the server that breaks Exotel's size rules is a protocol error.
+    """
+
+    KNOWN_EVENTS = frozenset({"media", "mark", "clear"})
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        call_sid: str,
+        stream_sid: str,
+        sample_rate: int = SAMPLE_RATE,
+        from_number: str = "",
+        to_number: str = "",
+    ) -> None:
+        self.account_sid = account_sid
+        self.call_sid = call_sid
+        self.stream_sid = stream_sid
+        self.sample_rate = sample_rate
+        self.from_number = from_number
+        self.to_number = to_number
+        self._sequence = 0
+        self.silence_frame = self.encode_frames(b"\0" * FRAME_BYTES)[0]
+
+    def _next_sequence(self) -> str:
+        self._sequence += 1
+        return str(self._sequence)
+
+    def encode_frames(self, pcm8k: bytes) -> list[str]:
+        """Split PCM into 20 ms media payloads at the stream's rate, padding the last."""
+        pcm = resample_pcm(pcm8k, SAMPLE_RATE, self.sample_rate)
+        frame = int(self.sample_rate * FRAME_SECONDS) * 2
+        pcm += b"\0" * (-len(pcm) % frame)
+        return [
+            base64.b64encode(pcm[i : i + frame]).decode("ascii") for i in range(0, len(pcm), frame)
+        ]
+
+    def connected(self) -> dict[str, Any]:
+        return {"event": "connected"}
+
+    def start(self, custom_parameters: dict[str, str]) -> dict[str, Any]:
+        return {
+            "event": "start",
+            "sequence_number": self._next_sequence(),
+            "stream_sid": self.stream_sid,
+            "start": {
+                "stream_sid": self.stream_sid,
+                "call_sid": self.call_sid,
+                "account_sid": self.account_sid,
+                "from": self.from_number,
+                "to": self.to_number,
+                "custom_parameters": dict(custom_parameters),
+                "media_format": {
+                    "encoding": "raw",
+                    "sample_rate": str(self.sample_rate),
+                    "bit_rate": "16",
+                },
+            },
+        }
+
+    def media(self, payload: str, *, chunk: int, timestamp_ms: int) -> dict[str, Any]:
+        return {
+            "event": "media",
+            "sequence_number": self._next_sequence(),
+            "stream_sid": self.stream_sid,
+            "media": {"chunk": str(chunk), "timestamp": str(timestamp_ms), "payload": payload},
+        }
+
+    def dtmf(self, digit: str) -> dict[str, Any]:
+        return {
+            "event": "dtmf",
+            "sequence_number": self._next_sequence(),
+            "stream_sid": self.stream_sid,
+            "dtmf": {"digit": digit, "duration": "100"},
+        }
+
+    def mark(self, name: str) -> dict[str, Any]:
+        return {
+            "event": "mark",
+            "sequence_number": self._next_sequence(),
+            "stream_sid": self.stream_sid,
+            "mark": {"name": name},
+        }
+
+    def stop(self) -> dict[str, Any]:
+        return {
+            "event": "stop",
+            "sequence_number": self._next_sequence(),
+            "stream_sid": self.stream_sid,
+            "stop": {
+                "call_sid": self.call_sid,
+                "account_sid": self.account_sid,
+                "reason": "callended",
+            },
+        }
+
+    def parse(self, raw: str | bytes) -> ServerMessage:
+        """Understand one websocket message from the server."""
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            return _invalid(raw, "message is not JSON")
+        if not isinstance(data, dict):
+            return _invalid(raw, "message is not a JSON object")
+        event = data.get("event")
+        if event not in self.KNOWN_EVENTS:
+            return ServerMessage(str(event), data, error=f"unknown event {event!r}")
+        error = None
+        if data.get("stream_sid") != self.stream_sid:
+            error = f"{event}: stream_sid {data.get('stream_sid')!r} is not {self.stream_sid!r}"
+        if event == "media":
+            payload = (data.get("media") or {}).get("payload")
+            if not isinstance(payload, str):
+                return ServerMessage(event, data, error="media: no payload")
+            try:
+                pcm = base64.b64decode(payload, validate=True)
+            except binascii.Error:
+                return ServerMessage(event, data, error="media: payload is not base64")
+            if not (
+                len(pcm) % EXOTEL_CHUNK_ALIGN == 0
+                and EXOTEL_MIN_CHUNK <= len(pcm) <= EXOTEL_MAX_CHUNK
+            ):
+                error = error or (
+                    f"media: a {len(pcm)}-byte chunk; Exotel needs multiples of "
+                    f"{EXOTEL_CHUNK_ALIGN} bytes from {EXOTEL_MIN_CHUNK} to {EXOTEL_MAX_CHUNK}"
+                )
+            audio = resample_pcm(pcm[: len(pcm) - len(pcm) % 2], self.sample_rate, SAMPLE_RATE)
+            return ServerMessage(event, data, audio=audio, error=error)
+        if event == "mark":
+            name = (data.get("mark") or {}).get("name")
+            if not isinstance(name, str):
+                return ServerMessage(event, data, error="mark: no name")
+            return ServerMessage(event, data, mark=name, error=error)
+        return ServerMessage(event, data, error=error)
+
+
 def stream_connect_url(server_url: str, stream_url: str) -> str:
     """Where to open a Stream: the stream URL's path on the server under test.
 
@@ -471,7 +626,8 @@ class SimulatedCall:
         parameters: The Stream's custom parameters.
     """
 
-    wire_format = TwilioMediaStream
+    wire_format: type[TwilioMediaStream] | type[ExotelMediaStream] = TwilioMediaStream
+    user_agent = "Twilio.TmeWs/1.0"
 
     def __init__(
         self,
@@ -615,7 +771,7 @@ class SimulatedCall:
             self._ws = await connect(
                 stream_connect_url(self.url, stream_url),
                 additional_headers=headers,
-                user_agent_header="Twilio.TmeWs/1.0",
+                user_agent_header=self.user_agent,
                 compression=None,
                 max_size=None,
                 proxy=None,
@@ -923,6 +1079,122 @@ class SimulatedCall:
         self._notify()
 
 
+class ExotelCall(SimulatedCall):
+    """One call from Exotel's Voicebot applet: no webhook, straight to the stream URL.
+
+    The applet URL's credentials (``wss://user:pass@host/ws``) arrive as an
+    ``Authorization: Basic`` header on the upgrade; custom parameters ride in
+    ``start.custom_parameters``.
+
+        async with ExotelCall("http://127.0.0.1:8000", ws_user="u", ws_password="p") as call:
+            await call.dial()
+    """
+
+    wire_format = ExotelMediaStream
+    user_agent = "Exotel-Voicebot/1.0"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ws_user: str | None = None,
+        ws_password: str | None = None,
+        sample_rate: int = SAMPLE_RATE,
+        from_number: str = "+919876543210",
+        to_number: str = "+918047491899",
+        params: dict[str, str] | None = None,
+        account_sid: str | None = None,
+        call_sid: str | None = None,
+        ws_headers: dict[str, str] | None = None,
+        line_delay: float = 0.0,
+    ) -> None:
+        """Prepare a call; nothing is sent until ``dial``.
+
+        Args:
+            url: The Switchboard server, e.g. ``http://127.0.0.1:8000``; the
+                applet streams to its ``/ws``.
+            ws_user: The Basic auth user in the applet URL, if any.
+            ws_password: Its password.
+            sample_rate: The applet's ``?sample-rate=``: 8000 or 16000.
+            from_number: The caller's number.
+            to_number: The ExoPhone dialled.
+            params: Custom parameters (at most three on a real applet).
+            account_sid: The Exotel account; random if None.
+            call_sid: The call's SID; random if None.
+            ws_headers: Extra HTTP headers for the websocket upgrade.
+            line_delay: Seconds the network and Exotel's jitter buffer hold each
+                server message back before it plays; what is still held when the
+                socket closes is never heard, as on Exotel.
+        """
+        headers = dict(ws_headers or {})
+        if ws_user is not None:
+            token = base64.b64encode(f"{ws_user}:{ws_password or ''}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        super().__init__(
+            url,
+            from_number=from_number,
+            to_number=to_number,
+            params=params,
+            account_sid=account_sid or secrets.token_hex(8),
+            call_sid=call_sid or secrets.token_hex(16),
+            ws_headers=headers,
+        )
+        self.sample_rate = sample_rate
+        self.line_delay = line_delay
+        self._held: deque[tuple[float, ServerMessage]] = deque()
+        self.webhook_url = self.url.rstrip("/") + f"/ws?sample-rate={sample_rate}"
+        self._wire = ExotelMediaStream(
+            account_sid=self.account_sid,
+            call_sid=self.call_sid,
+            stream_sid=self.stream_sid,
+            sample_rate=sample_rate,
+            from_number=from_number,
+            to_number=to_number,
+        )
+
+    async def dial(self) -> None:
+        """Open the stream as the applet does: ``connected``, then ``start``.
+
+        Raises:
+            StreamRejected: The websocket upgrade was refused.
+        """
+        await self.connect_stream(self.webhook_url, self.extra_params)
+
+    @property
+    def unplayed_speech(self) -> bool:
+        """Whether audible bot audio was held or queued, not yet heard (lost if closed now)."""
+        queued = (item for item in self._playout if isinstance(item, bytes))
+        held = (message.audio for _, message in self._held)
+        return any(_is_audible(audio) for audio in (*queued, *held))
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        if not self.line_delay:
+            await super()._receive(ws)
+            return
+        arrived = asyncio.Event()
+        player = asyncio.create_task(self._play_held(arrived))
+        try:
+            async for raw in ws:
+                self._held.append((time.monotonic() + self.line_delay, self._wire.parse(raw)))
+                arrived.set()
+        except ConnectionClosed:
+            pass
+        finally:
+            player.cancel()
+            self._finish()
+
+    async def _play_held(self, arrived: asyncio.Event) -> None:
+        while True:
+            if not self._held:
+                arrived.clear()
+                await arrived.wait()
+                continue
+            due, message = self._held[0]
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            self._held.popleft()
+            await self._handle(due, message)
+
+
 # -- Command line --
 
 
@@ -948,6 +1220,29 @@ def _parser() -> argparse.ArgumentParser:
         description="Call a Switchboard server the way Twilio would, without a phone."
     )
     parser.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:8000")
+    parser.add_argument(
+        "--provider",
+        choices=("twilio", "exotel"),
+        default="twilio",
+        help="whose side to play: Twilio (webhook, then Media Stream) or Exotel (Voicebot applet)",
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=int,
+        choices=(8000, 16000),
+        default=SAMPLE_RATE,
+        help="Exotel only: the applet's ?sample-rate=",
+    )
+    parser.add_argument(
+        "--ws-user",
+        default=os.environ.get("EXOTEL_WS_USERNAME"),
+        help="Exotel only: Basic auth user of the applet URL (default: $EXOTEL_WS_USERNAME)",
+    )
+    parser.add_argument(
+        "--ws-password",
+        default=os.environ.get("EXOTEL_WS_PASSWORD"),
+        help="Exotel only: its password (default: $EXOTEL_WS_PASSWORD)",
+    )
     parser.add_argument(
         "--say",
         dest="script",
@@ -978,7 +1273,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_parameter,
         default=[],
         metavar="K=V",
-        help="extra voice webhook form field",
+        help="extra voice webhook form field (Exotel: a custom parameter)",
     )
     parser.add_argument(
         "--auth-token",
@@ -990,8 +1285,8 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("TWILIO_ACCOUNT_SID"),
         help="AccountSid to call as (default: $TWILIO_ACCOUNT_SID, else random)",
     )
-    parser.add_argument("--from", dest="from_number", default="+15550001111")
-    parser.add_argument("--to", dest="to_number", default="+15550002222")
+    parser.add_argument("--from", dest="from_number", help="the caller's number")
+    parser.add_argument("--to", dest="to_number", help="the number dialled")
     parser.add_argument("--out", default="reply.wav", help="WAV of what the caller heard")
     parser.add_argument(
         "--hangup-after",
@@ -1008,6 +1303,13 @@ def _parser() -> argparse.ArgumentParser:
         help="how long to wait for the bot to start each reply",
     )
     return parser
+
+
+# The caller and the number dialled, when --from/--to are not given.
+DEFAULT_NUMBERS = {
+    "twilio": ("+15550001111", "+15550002222"),
+    "exotel": ("+919876543210", "+918047491899"),
+}
 
 
 def _speech_for(step: _Step) -> bytes:
@@ -1039,6 +1341,31 @@ async def _listen(
     log(f"bot audio, {started - after:.3f} s after {cause}", started)
 
 
+def _call_for(args: argparse.Namespace) -> SimulatedCall:
+    from_number, to_number = (
+        args.from_number or DEFAULT_NUMBERS[args.provider][0],
+        args.to_number or DEFAULT_NUMBERS[args.provider][1],
+    )
+    if args.provider == "exotel":
+        return ExotelCall(
+            args.url,
+            ws_user=args.ws_user,
+            ws_password=args.ws_password,
+            sample_rate=args.sample_rate,
+            from_number=from_number,
+            to_number=to_number,
+            params=dict(args.param),
+        )
+    return SimulatedCall(
+        args.url,
+        auth_token=args.auth_token,
+        from_number=from_number,
+        to_number=to_number,
+        params=dict(args.param),
+        account_sid=args.account_sid,
+    )
+
+
 async def _run(args: argparse.Namespace) -> str | None:
     script: Sequence[_Step] = args.script or []
     speech: list[bytes] = []
@@ -1051,14 +1378,7 @@ async def _run(args: argparse.Namespace) -> str | None:
             return f"cannot read {step.value}: {exc}"
     speech_for = iter(speech)
     log = _Timeline()
-    call = SimulatedCall(
-        args.url,
-        auth_token=args.auth_token,
-        from_number=args.from_number,
-        to_number=args.to_number,
-        params=dict(args.param),
-        account_sid=args.account_sid,
-    )
+    call = _call_for(args)
     async with call:
         log(
             f"dialing {call.webhook_url} as {call.call_sid}, {call.from_number} -> {call.to_number}"
