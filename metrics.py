@@ -33,6 +33,7 @@ from starlette.requests import HTTPConnection
 
 REJECTED = "rejected"
 NO_ERROR_CODE = "none"
+UNKNOWN_ERROR_CODE = "unknown"
 
 LATENCY_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
@@ -94,7 +95,9 @@ class Metrics:
         )
         self.first_bot_audio = Histogram(
             "switchboard_first_bot_audio_seconds",
-            "Time from media stream accept to the bot's first audio",
+            "Time from media stream accept to the bot's first audio (outbound calls wait for "
+            "the callee to speak first)",
+            ["direction"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -126,27 +129,30 @@ class Metrics:
         self.calls.labels(direction=direction, outcome=outcome).inc()
         self.call_duration.labels(direction=direction).observe(seconds)
 
-    def dialout_result(self, error_code: int | str | None) -> None:
-        """Count one dial-out attempt: None when Twilio placed the call, else its error code.
+    def dialout_placed(self) -> None:
+        """Count a dial-out that Twilio accepted (the call is queued)."""
+        self.dialout_results.labels(outcome="placed", twilio_error_code=NO_ERROR_CODE).inc()
+
+    def dialout_failed(self, twilio_code: int | str | None) -> None:
+        """Count a dial-out that failed, by Twilio's error code (e.g. 21211, invalid number).
 
         Args:
-            error_code: Twilio's error code (e.g. 21211, invalid number), or
-                None on success. A failure without a Twilio code (network) is
-                counted under `unknown`.
+            twilio_code: Twilio's error code, or None when the failure had none
+                (Twilio unreachable): counted as `unknown`.
         """
-        if error_code is None:
-            self.dialout_results.labels(outcome="placed", twilio_error_code=NO_ERROR_CODE).inc()
-            return
-        self.dialout_results.labels(outcome="failed", twilio_error_code=str(error_code)).inc()
+        code = UNKNOWN_ERROR_CODE if twilio_code is None else str(twilio_code)
+        self.dialout_results.labels(outcome="failed", twilio_error_code=code).inc()
 
-    def watch(self, worker: PipelineWorker, accepted_at: float) -> None:
+    def watch(self, worker: PipelineWorker, direction: str, accepted_at: float) -> None:
         """Time a call's first bot audio and its reply to each turn.
 
         Args:
             worker: The call's pipeline worker, before it runs.
+            direction: `inbound` or `outbound`.
             accepted_at: `time.monotonic()` when its media stream was accepted.
         """
-        worker.add_observer(FirstBotAudioObserver(accepted_at, self.first_bot_audio.observe))
+        first_audio = self.first_bot_audio.labels(direction=direction)
+        worker.add_observer(FirstBotAudioObserver(accepted_at, first_audio.observe))
         turns = UserBotLatencyObserver()
 
         @turns.event_handler("on_latency_measured")

@@ -196,7 +196,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                     ),
                 )
                 bot = Bot(call, transport, voice, settings)
-                metrics.watch(bot.worker, accepted_at)
+                metrics.watch(bot.worker, call.direction, accepted_at)
             except Exception:
                 logger.exception("Could not set the call up")
                 await websocket.close(WS_INTERNAL_ERROR, "the server could not set the call up")

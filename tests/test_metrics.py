@@ -62,7 +62,7 @@ async def test_metrics_count_the_calls_just_made(make_server: MakeServer) -> Non
     assert value(after, "switchboard_call_duration_seconds_count", direction="inbound") == 1
     assert value(after, "switchboard_call_duration_seconds_sum", direction="inbound") > 0
     # The greeting's first audio, and the reply to the one thing the caller said.
-    assert value(after, "switchboard_first_bot_audio_seconds_count") == 1
+    assert value(after, "switchboard_first_bot_audio_seconds_count", direction="inbound") == 1
     # One reply, unless a busy machine made the VAD hear the utterance as two.
     assert value(after, "switchboard_response_latency_seconds_count") in (1, 2)
     assert 0 < value(after, "switchboard_response_latency_seconds_sum") < 30
@@ -83,12 +83,14 @@ async def test_dialout_results_are_counted_by_twilio_error_code_per_app(
 ) -> None:
     one, other = make_server(), make_server()
     metrics = one.app.state.metrics
-    metrics.dialout_result(None)
-    metrics.dialout_result(21211)
-    metrics.dialout_result("21211")
+    metrics.dialout_placed()
+    metrics.dialout_failed(21211)
+    metrics.dialout_failed(21211)
+    metrics.dialout_failed(None)
     total = "switchboard_dialout_results_total"
     samples = await scrape(one.url)
     assert value(samples, total, outcome="placed", twilio_error_code="none") == 1
     assert value(samples, total, outcome="failed", twilio_error_code="21211") == 2
+    assert value(samples, total, outcome="failed", twilio_error_code="unknown") == 1
     # Each app has its own registry: the other server counted nothing.
     assert not [name for name, _ in await scrape(other.url) if name == total]

@@ -75,8 +75,8 @@ async def test_webhook_on_one_replica_stream_on_another(
     on_one, on_other = await scrape(one.url), await scrape(other.url)
     assert value(on_one, "switchboard_webhook_requests_total", outcome="connected") == 1
     assert value(on_other, "switchboard_webhook_requests_total", outcome="connected") == 0
-    assert value(on_one, "switchboard_first_bot_audio_seconds_count") == 0
-    assert value(on_other, "switchboard_first_bot_audio_seconds_count") == 1
+    assert value(on_one, "switchboard_first_bot_audio_seconds_count", direction="inbound") == 0
+    assert value(on_other, "switchboard_first_bot_audio_seconds_count", direction="inbound") == 1
 
 
 async def test_a_full_replica_refuses_the_stream_another_accepted(
