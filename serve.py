@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -108,7 +109,7 @@ class DrainingServer(uvicorn.Server):
         logger.info("Drained: shutting down")
         self.should_exit = True
 
-    async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """uvicorn's shutdown, after stopping a drain a second signal cut short."""
         if self._drain_task is not None and not self._drain_task.done():
             self._drain_task.cancel()
