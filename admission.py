@@ -121,3 +121,7 @@ def require_capacity(admission: AdmissionDep) -> None:
             detail=f"this server takes no new calls now: {refusal}",
             headers={"Retry-After": str(RETRY_AFTER_SECS)},
         )
+
+
+# For a route that would start a call: `_capacity: CapacityDep` (after its auth).
+CapacityDep = Annotated[None, Depends(require_capacity)]

@@ -18,9 +18,16 @@ from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
     EndWorkerFrame,
+    Frame,
     FunctionCallResultProperties,
+    LLMContextFrame,
+    StartFrame,
     TTSSpeakFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -30,7 +37,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
-from pipecat.processors.frame_processor import FrameDirection
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
@@ -82,6 +89,57 @@ def greeting(call: CallInfo, voice: VoiceStack, settings: Settings) -> str:
     return ECHO_GREETING if voice.is_agent_echo else settings.greeting
 
 
+class CalleeFirst(FrameProcessor):
+    """On a call we placed, the callee speaks first ("Hello?"); the greeting answers them.
+
+    Sits between the user aggregator and the agent. The greeting is said when the
+    callee's first turn ends (that turn goes no further), or after `wait_secs` if
+    they stay silent; if they are mid-sentence then, once they stop.
+    """
+
+    def __init__(self, greeting: str, wait_secs: float) -> None:
+        """Greet with `greeting` after the callee's first turn, or `wait_secs` of silence."""
+        super().__init__()
+        self._greeting = greeting
+        self._wait_secs = wait_secs
+        self._greeted = self._overdue = self._speaking = False
+        self._turn_before_greeting = False  # its context frame is answered by the greeting
+        self._timer: asyncio.Task[None] | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Hold back the callee's first turn and greet in its place."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            self._timer = self.create_task(self._greet_unless_speaking())
+        elif isinstance(frame, (EndFrame, CancelFrame)) and self._timer is not None:
+            await self.cancel_task(self._timer)
+        elif isinstance(frame, UserStartedSpeakingFrame):
+            self._speaking = True
+            self._turn_before_greeting = not self._greeted
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            self._speaking = False
+            if self._overdue:
+                await self._greet()
+        elif isinstance(frame, LLMContextFrame) and (
+            not self._greeted or self._turn_before_greeting
+        ):
+            self._turn_before_greeting = False
+            await self._greet()
+            return
+        await self.push_frame(frame, direction)
+
+    async def _greet_unless_speaking(self) -> None:
+        await asyncio.sleep(self._wait_secs)
+        self._overdue = True
+        if not self._speaking:
+            await self._greet()
+
+    async def _greet(self) -> None:
+        if not self._greeted:
+            self._greeted = True
+            await self.push_frame(TTSSpeakFrame(self._greeting))
+
+
 class Bot:
     """The conversation of one call, from pipeline start to hang-up."""
 
@@ -122,6 +180,11 @@ class Bot:
                 voice.stt(),
                 DTMFAggregator(timeout=1.0),
                 aggregators.user(),
+                *(
+                    [CalleeFirst(self._greeting, settings.outbound_greeting_wait_secs)]
+                    if call.outbound
+                    else []
+                ),
                 agent,
                 voice.tts(),
                 transport.output(),
@@ -139,9 +202,7 @@ class Bot:
 
         @transport.event_handler("on_client_connected")
         async def _greet(_transport: BaseTransport, _ws: object) -> None:
-            if call.outbound:
-                self._spawn(self._greet_after_callee())
-            else:
+            if not call.outbound:  # on a call we placed, CalleeFirst greets
                 await self.worker.queue_frame(TTSSpeakFrame(self._greeting))
 
         @transport.event_handler("on_client_disconnected")
@@ -178,11 +239,6 @@ class Bot:
         if self.end_reason is None:
             self.end_reason = reason
         await self.worker.queue_frames([TTSSpeakFrame(text), EndWorkerFrame(reason=reason)])
-
-    async def _greet_after_callee(self) -> None:
-        # On a call we placed, the callee answers with "hello?": let them speak first.
-        await asyncio.sleep(self._settings.outbound_greeting_wait_secs)
-        await self.worker.queue_frame(TTSSpeakFrame(self._greeting))
 
     async def _end_call_tool(self, params: FunctionCallParams) -> None:
         await params.result_callback(

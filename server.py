@@ -1,6 +1,7 @@
 """Switchboard's HTTP and websocket server: `create_app(settings)` and `main()`.
 
 POST /     Twilio's voice webhook; answers TwiML that streams the call to /ws
+POST /dialout, /status, GET /calls/{call_sid}: dial-out (see `dialout`)
 WS   /ws   the call's media stream (Twilio, or Exotel's Voicebot applet)
 GET  /healthz, /readyz, /metrics   operations (health.py, metrics.py)
 """
@@ -18,11 +19,13 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 
+import dialout
 import health
 import serve
 import twiml
 from admission import Admission, AdmissionDep
 from bot import Bot
+from call_status import CallStatusStore
 from calls import CallRegistry
 from logs import configure_logging
 from metrics import Metrics, MetricsDep, WebhookOutcome
@@ -113,10 +116,12 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
     app.state.calls = CallRegistry()
+    app.state.call_status = CallStatusStore()
     app.state.admission = Admission(settings.max_calls)
     app.state.metrics = Metrics(live_calls=app.state.calls.__len__)
     health.install(app)
     app.include_router(metrics_router)
+    app.include_router(dialout.router)
 
     @app.post("/")
     async def voice_webhook(

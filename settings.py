@@ -6,6 +6,7 @@ never appear in a log line or a repr.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Self
@@ -47,6 +48,9 @@ DEFAULT_SYSTEM_PROMPT = (
     "When the caller wants to end the call, say goodbye and call the end_call tool."
 )
 DEFAULT_GREETING = "Hello! How can I help you today?"
+# A dial-out destination prefix: "+" and 1 to 15 digits.
+DIALOUT_PREFIX = re.compile(r"\+[0-9]{1,15}")
+MIN_DIALOUT_KEY_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -135,6 +139,31 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [p.strip() for p in value.split(",") if p.strip()]
         return value
+
+    @field_validator("dialout_allowed_prefixes")
+    @classmethod
+    def _prefixes_are_numbers(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not DIALOUT_PREFIX.fullmatch(prefix):
+                raise ValueError(f"{prefix!r} is not a number prefix like +1 or +4420")
+        return value
+
+    @model_validator(mode="after")
+    def _dialout_is_safe(self) -> Self:
+        key = self.dialout_api_key
+        if key is None:
+            return self
+        if len(key.get_secret_value()) < MIN_DIALOUT_KEY_LENGTH:
+            raise ValueError(
+                f"DIALOUT_API_KEY must be at least {MIN_DIALOUT_KEY_LENGTH} characters "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+        if not self.can_hang_up:
+            raise ValueError(
+                "DIALOUT_API_KEY is set: dial-out also needs "
+                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+            )
+        return self
 
     @field_validator(
         "twilio_account_sid",

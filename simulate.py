@@ -9,6 +9,15 @@ Command line::
 
     python simulate.py --url http://127.0.0.1:8000 --say "What are your hours?"
 
+Dial-out: the server places the call through Twilio's Calls API. With
+``--dialout`` the simulator serves that API itself (``--twilio-api``, where the
+server's ``TWILIO_API_BASE_URL`` must point), posts ``/dialout``, receives the
+call the server creates, and plays the callee: the TwiML's Stream, and the
+status callbacks Twilio would send::
+
+    python simulate.py --url http://127.0.0.1:8000 --dialout --to +15551234567 \
+        --api-key "$DIALOUT_API_KEY" --twilio-api http://127.0.0.1:8765 --say "Hello?"
+
 Library::
 
     async with SimulatedCall("http://127.0.0.1:8000", auth_token=token) as call:
@@ -38,7 +47,7 @@ import time
 import wave
 import xml.etree.ElementTree as ElementTree
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +57,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import numpy as np
 import soxr
+from aiohttp import web
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
@@ -1195,6 +1205,177 @@ class ExotelCall(SimulatedCall):
             await self._handle(due, message)
 
 
+# -- Dial-out: Twilio's Calls API, as far as the callee's side needs it ------------------
+
+
+class DialoutError(SimulatorError):
+    """``POST /dialout`` failed, or the call it placed never reached the simulator."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class PlacedCall:
+    """A call the server created through the simulated Calls API.
+
+    Attributes:
+        account_sid: The account in the request's path.
+        call_sid: The SID the simulator gave the call.
+        form: The create request's form fields (the first value of each).
+        events: The ``StatusCallbackEvent`` values asked for.
+    """
+
+    account_sid: str
+    call_sid: str
+    form: dict[str, str]
+    events: list[str]
+
+
+# From picking up to saying "Hello?", as people do.
+CALLEE_PICKUP_SECS = 0.8
+# Twilio's status callback event, and the CallStatus it reports.
+CALL_PROGRESS = {
+    "initiated": "initiated",
+    "ringing": "ringing",
+    "answered": "in-progress",
+    "completed": "completed",
+}
+
+
+class CallsApi:
+    """``POST /2010-04-01/Accounts/{sid}/Calls.json`` on a loopback port, for ``--dialout``.
+
+    A create is checked as Twilio checks it (Basic auth, with the token when one
+    is known; ``To``, ``From`` and inline ``Twiml``), answered 201 ``queued``, and
+    queued on ``placed`` for the simulator to answer as the callee.
+    """
+
+    def __init__(self, base_url: str, *, auth_token: str | None = None) -> None:
+        """Prepare to serve at ``base_url``, e.g. ``http://127.0.0.1:8765``.
+
+        Raises:
+            ValueError: ``base_url`` is not an http URL on this machine with a port.
+        """
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost"):
+            raise ValueError(f"{base_url} is not http://127.0.0.1:PORT")
+        if parts.port is None:
+            raise ValueError(f"{base_url} has no port")
+        self.base_url = base_url
+        self.placed: asyncio.Queue[PlacedCall] = asyncio.Queue()
+        self._address = (parts.hostname, parts.port)
+        self._auth_token = auth_token
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", self._create)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, *self._address).start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _create(self, request: web.Request) -> web.Response:
+        account = request.match_info["account"]
+        try:
+            auth = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
+        except ValueError:
+            auth = None
+        token_ok = self._auth_token is None or (
+            auth is not None and secrets.compare_digest(auth.password, self._auth_token)
+        )
+        if auth is None or auth.login != account or not token_ok:
+            return _twilio_error(401, 20003, "Authenticate")
+        posted = await request.post()
+        form = {key: str(posted[key]) for key in posted}
+        for field, code in (("To", 21201), ("From", 21213), ("Twiml", 21205)):
+            if not form.get(field):
+                return _twilio_error(400, code, f"No '{field}' is specified")
+        call = PlacedCall(
+            account, new_sid("CA"), form, [str(v) for v in posted.getall("StatusCallbackEvent", [])]
+        )
+        self.placed.put_nowait(call)
+        resource = {"sid": call.call_sid, "account_sid": account, "status": "queued"}
+        resource |= {"to": form["To"], "from": form["From"], "direction": "outbound-api"}
+        return web.json_response(resource, status=201)
+
+
+def _twilio_error(status: int, code: int, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message, "status": status}, status=status)
+
+
+async def place_dialout(
+    server_url: str, api_key: str | None, body: dict[str, Any], api: CallsApi
+) -> PlacedCall:
+    """``POST /dialout`` and return the call the server then created through ``api``.
+
+    Raises:
+        DialoutError: The server refused, or created the call somewhere else.
+    """
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    url = server_url.rstrip("/") + "/dialout"
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+        session.post(url, json=body, headers=headers) as response,
+    ):
+        text = await response.text()
+    if response.status != 201:
+        with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
+            detail = json.loads(text)["detail"]
+            text = "; ".join(e["msg"] for e in detail) if isinstance(detail, list) else detail
+        raise DialoutError(response.status, text)
+    if api.placed.empty():
+        raise DialoutError(
+            response.status,
+            f"the server placed the call, but not through {api.base_url}: its "
+            "TWILIO_API_BASE_URL points elsewhere, so a real phone may be ringing",
+        )
+    return api.placed.get_nowait()
+
+
+async def report_status(
+    server_url: str, auth_token: str | None, call: PlacedCall, event: str, sequence: int
+) -> int | None:
+    """Send the status callback Twilio sends for ``event``, if the call asked for it.
+
+    Returns:
+        The HTTP status the server answered, or None when nothing was sent.
+    """
+    callback = call.form.get("StatusCallback")
+    if not callback or (event not in call.events and event != "completed"):
+        return None
+    form = {
+        "AccountSid": call.account_sid,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call.call_sid,
+        "CallStatus": CALL_PROGRESS[event],
+        "CallbackSource": "call-progress-events",
+        "Direction": "outbound-api",
+        "From": call.form["From"],
+        "To": call.form["To"],
+        "SequenceNumber": str(sequence),
+    }
+    headers = {}
+    if auth_token is not None:
+        headers["X-Twilio-Signature"] = RequestValidator(auth_token).compute_signature(
+            callback, form
+        )
+    server, target = urlsplit(server_url), urlsplit(callback)
+    local = urlunsplit((server.scheme, server.netloc, target.path, target.query, ""))
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+        session.post(local, data=form, headers=headers) as response,
+    ):
+        return response.status
+
+
 # -- Command line --
 
 
@@ -1273,7 +1454,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_parameter,
         default=[],
         metavar="K=V",
-        help="extra voice webhook form field (Exotel: a custom parameter)",
+        help="extra voice webhook form field; with --dialout a parameter of the call; "
+        "with Exotel a custom parameter",
     )
     parser.add_argument(
         "--auth-token",
@@ -1287,6 +1469,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--from", dest="from_number", help="the caller's number")
     parser.add_argument("--to", dest="to_number", help="the number dialled")
+    parser.add_argument(
+        "--dialout",
+        action="store_true",
+        help="have the server call --to (POST /dialout) and play the callee",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("DIALOUT_API_KEY"),
+        help="bearer key for /dialout (default: $DIALOUT_API_KEY)",
+    )
+    parser.add_argument(
+        "--twilio-api",
+        default=os.environ.get("TWILIO_API_BASE_URL"),
+        metavar="URL",
+        help="with --dialout, serve Twilio's Calls API here, e.g. http://127.0.0.1:8765; "
+        "the server's TWILIO_API_BASE_URL must be the same (default: $TWILIO_API_BASE_URL)",
+    )
     parser.add_argument("--out", default="reply.wav", help="WAV of what the caller heard")
     parser.add_argument(
         "--hangup-after",
@@ -1378,37 +1577,96 @@ async def _run(args: argparse.Namespace) -> str | None:
             return f"cannot read {step.value}: {exc}"
     speech_for = iter(speech)
     log = _Timeline()
+    if args.dialout:
+        return await _run_dialout(args, log, script, speech_for)
     call = _call_for(args)
     async with call:
         log(
             f"dialing {call.webhook_url} as {call.call_sid}, {call.from_number} -> {call.to_number}"
         )
         await call.dial()
-        if call.closed_by is None:
-            log(
-                f"stream {call.stream_url} started, parameters {call.parameters}",
-                call.start_sent_at,
-            )
-        try:
-            await _listen(call, log, call.start_sent_at, args.reply_timeout, cause="the start")
-            for step in script:
-                if step.kind == "dtmf":
-                    await call.press(step.value)
-                    pressed = time.monotonic()
-                    log(f"caller pressed {step.value}", pressed)
-                    await _listen(call, log, pressed, args.reply_timeout, cause="the keypress")
-                    continue
-                ended = await call.say(next(speech_for))
-                said = repr(step.value) if step.kind == "say" else f"the audio of {step.value}"
-                log(f"caller said {said}", ended)
-                await _listen(call, log, ended, args.reply_timeout, cause="the caller stopped")
-            await asyncio.sleep(args.hangup_after)
-        except CallEnded:
-            pass
-        if call.closed_by == "server":
-            log(f"server hung up (close {call.close_code} {call.close_reason})".rstrip())
+        await _converse(args, log, call, script, speech_for)
+    return _report(args, call)
+
+
+async def _run_dialout(
+    args: argparse.Namespace, log: _Timeline, script: Sequence[_Step], speech: Iterator[bytes]
+) -> str | None:
+    if not args.twilio_api:
+        return "--dialout needs --twilio-api (or $TWILIO_API_BASE_URL), e.g. http://127.0.0.1:8765"
+    if not args.to_number:
+        return "--dialout needs --to, the number the server should call"
+    body: dict[str, Any] = {"to": args.to_number, "parameters": dict(args.param)}
+    if args.from_number:
+        body["from"] = args.from_number
+    try:
+        api = CallsApi(args.twilio_api, auth_token=args.auth_token)
+    except ValueError as exc:
+        return f"--twilio-api: {exc}"
+    async with api:
+        log(f"POST {args.url}/dialout to {args.to_number}; Twilio's Calls API at {api.base_url}")
+        placed = await place_dialout(args.url, args.api_key, body, api)
+    log(f"the server created {placed.call_sid}: {placed.form['From']} -> {placed.form['To']}")
+    for sequence, event in enumerate(("initiated", "ringing", "answered")):
+        status = await report_status(args.url, args.auth_token, placed, event, sequence)
+        if status is not None and status >= 300:
+            log(f"status callback {event!r} answered HTTP {status}")
+    stream_url, parameters = parse_twiml(placed.form["Twiml"])
+    call = SimulatedCall(
+        args.url,
+        auth_token=args.auth_token,
+        from_number=placed.form["From"],
+        to_number=placed.form["To"],
+        account_sid=placed.account_sid,
+        call_sid=placed.call_sid,
+    )
+    async with call:
+        log("the callee answers")
+        await call.connect_stream(stream_url, parameters)
+        await _converse(args, log, call, script, speech, callee=True)
+    await report_status(args.url, args.auth_token, placed, "completed", 3)
+    return _report(args, call)
+
+
+async def _converse(
+    args: argparse.Namespace,
+    log: _Timeline,
+    call: SimulatedCall,
+    script: Sequence[_Step],
+    speech_for: Iterator[bytes],
+    *,
+    callee: bool = False,
+) -> None:
+    """Play the script on a connected call, up to the hang-up."""
+    if call.closed_by is None:
+        log(f"stream {call.stream_url} started, parameters {call.parameters}", call.start_sent_at)
+    try:
+        if callee and script:  # a callee with something to say speaks first, once on the line
+            await call.silence(CALLEE_PICKUP_SECS)
         else:
-            log("caller hangs up")
+            await _listen(call, log, call.start_sent_at, args.reply_timeout, cause="the start")
+        for step in script:
+            if step.kind == "dtmf":
+                await call.press(step.value)
+                pressed = time.monotonic()
+                log(f"caller pressed {step.value}", pressed)
+                await _listen(call, log, pressed, args.reply_timeout, cause="the keypress")
+                continue
+            ended = await call.say(next(speech_for))
+            said = repr(step.value) if step.kind == "say" else f"the audio of {step.value}"
+            log(f"caller said {said}", ended)
+            await _listen(call, log, ended, args.reply_timeout, cause="the caller stopped")
+        await asyncio.sleep(args.hangup_after)
+    except CallEnded:
+        pass
+    if call.closed_by == "server":
+        log(f"server hung up (close {call.close_code} {call.close_reason})".rstrip())
+    else:
+        log("caller hangs up")
+
+
+def _report(args: argparse.Namespace, call: SimulatedCall) -> str | None:
+    """Save and summarise what the caller heard; returns a failure, or None."""
     write_wav(args.out, call.heard)
     latencies = ", ".join(f"{latency:.3f}" for latency in call.reply_latencies()) or "none"
     print(
@@ -1438,6 +1696,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WebhookError as exc:
         hint = " (signature rejected?)" if exc.status in (401, 403) else ""
         failure = f"voice webhook answered HTTP {exc.status}{hint}"
+    except DialoutError as exc:
+        failure = f"dial-out failed: {exc}"
     except StreamRejected as exc:
         hint = " (signature rejected?)" if exc.status in (401, 403) else ""
         failure = f"media stream upgrade refused with HTTP {exc.status}{hint}"

@@ -6,15 +6,15 @@ import asyncio
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI
 
-from admission import RETRY_AFTER_SECS, Admission, require_capacity
+from admission import RETRY_AFTER_SECS
 from simulate import CallRejected, SimulatedCall, synthesize
-from tests.conftest import TEST_AUTH_TOKEN, MakeServer
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
+from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import QUIET, eventually, readiness
-from tests.server_thread import ServerThread
 
 WS_TRY_AGAIN_LATER = 1013
+DIALOUT_KEY = "dialout-test-key-0123456789abcdef"
 
 
 async def test_at_max_calls_the_webhook_rejects_busy_and_the_stream_refuses(
@@ -58,27 +58,28 @@ async def test_at_max_calls_the_webhook_rejects_busy_and_the_stream_refuses(
         await fourth.wait_for_bot_audio(timeout=30)
 
 
-def test_require_capacity_answers_503_with_retry_after() -> None:
-    app = FastAPI()
-    admission = Admission(max_calls=1)
-    app.state.admission = admission
-
-    @app.post("/dialout", dependencies=[Depends(require_capacity)])
-    async def dialout() -> dict[str, str]:
-        return {"status": "queued"}
-
-    with ServerThread(app) as server, httpx.Client(base_url=server.url) as client:
-        assert client.post("/dialout").status_code == 200
-
-        assert admission.try_admit()
-        busy = client.post("/dialout")
+async def test_dialout_at_capacity_answers_503_with_retry_after(make_server: MakeServer) -> None:
+    with FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN) as twilio:
+        server = make_server(
+            max_calls=1,
+            twilio_account_sid=TEST_ACCOUNT_SID,
+            twilio_auth_token=TEST_AUTH_TOKEN,
+            twilio_api_base_url=twilio.base_url,
+            twilio_phone_number="+15550001111",
+            dialout_api_key=DIALOUT_KEY,
+        )
+        async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
+            await call.dial()
+            await call.wait_for_bot_audio(timeout=30)
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                unauthorized = await client.post("/dialout", json={"to": "+15557654321"})
+                busy = await client.post(
+                    "/dialout",
+                    json={"to": "+15557654321"},
+                    headers={"Authorization": f"Bearer {DIALOUT_KEY}"},
+                )
+        assert unauthorized.status_code == 401  # the key is checked first
         assert busy.status_code == 503
         assert busy.headers["retry-after"] == str(RETRY_AFTER_SECS)
         assert busy.json() == {"detail": "this server takes no new calls now: at capacity"}
-
-        admission.release()
-        assert client.post("/dialout").status_code == 200
-        admission.start_draining()
-        draining = client.post("/dialout")
-        assert draining.status_code == 503
-        assert draining.json()["detail"].endswith("draining")
+        assert twilio.calls_created() == []

@@ -12,21 +12,24 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from admission import RETRY_AFTER_SECS
 from settings import Settings
 from simulate import CallRejected, SimulatedCall, synthesize
-from tests.conftest import TEST_AUTH_TOKEN
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
+from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import QUIET, eventually, readiness
 from tests.server_thread import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLER = "+15551234567"
+DIALOUT_KEY = "dialout-test-key-must-not-leak-0004"
 WS_NORMAL_CLOSURE = 1000
 WS_SERVICE_RESTART = 1012
 WS_TRY_AGAIN_LATER = 1013
@@ -122,6 +125,12 @@ async def server_process(tmp_path: Path) -> AsyncIterator[Callable[..., ServerPr
         await server.stop()
 
 
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    with FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN) as fake:
+        yield fake
+
+
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower()))
 
@@ -131,9 +140,17 @@ async def _draining(url: str) -> bool:
 
 
 async def test_sigterm_lets_the_live_call_finish_then_exits_0(
-    server_process: Callable[..., ServerProcess], transcribe: Callable[[bytes], str]
+    server_process: Callable[..., ServerProcess],
+    transcribe: Callable[[bytes], str],
+    twilio: FakeTwilio,
 ) -> None:
-    server = await server_process(DRAIN_TIMEOUT="300").start()
+    server = await server_process(
+        DRAIN_TIMEOUT="300",
+        TWILIO_ACCOUNT_SID=TEST_ACCOUNT_SID,
+        TWILIO_API_BASE_URL=twilio.base_url,
+        TWILIO_PHONE_NUMBER="+15550001111",
+        DIALOUT_API_KEY=DIALOUT_KEY,
+    ).start()
     question = await asyncio.to_thread(synthesize, "What is the weather?")
     goodbye = await asyncio.to_thread(synthesize, "Goodbye.")
 
@@ -158,6 +175,15 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
             await late.connect_stream(call.stream_url, call.parameters)
             await late.wait_closed(timeout=10)
         assert (late.close_code, late.close_reason) == (WS_TRY_AGAIN_LATER, "busy: draining")
+        async with httpx.AsyncClient() as client:
+            dialout = await client.post(
+                f"{server.url}/dialout",
+                json={"to": "+15557654321"},
+                headers={"Authorization": f"Bearer {DIALOUT_KEY}"},
+            )
+        assert dialout.status_code == 503
+        assert dialout.headers["retry-after"] == str(RETRY_AFTER_SECS)
+        assert twilio.calls_created() == []
 
         # The live call goes on: the bot still answers, until the caller says goodbye.
         before = len(call.heard)
@@ -178,7 +204,7 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
     assert any(m.startswith("Drained") for m in messages)
     _assert_call_lines_carry_the_sid(lines, call.call_sid)
     text = server.log_path.read_text()
-    for name, secret in SECRETS.items():
+    for name, secret in (SECRETS | {"DIALOUT_API_KEY": DIALOUT_KEY}).items():
         assert secret not in text, f"{name} is in the log"
     assert CALLER not in text
     assert CALLER.removeprefix("+") not in text

@@ -10,8 +10,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from simulate import CallRejected, SimulatedCall, synthesize
-from tests.conftest import TEST_AUTH_TOKEN, MakeServer
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
+from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import QUIET, Samples, eventually, scrape, value
+
+DIALOUT_KEY = "dialout-test-key-0123456789abcdef"
 
 
 async def test_metrics_count_the_calls_just_made(make_server: MakeServer) -> None:
@@ -78,19 +81,31 @@ def _labelled_with_a_call_sid(samples: Samples) -> list[tuple[str, str]]:
     ]
 
 
-async def test_dialout_results_are_counted_by_twilio_error_code_per_app(
-    make_server: MakeServer,
-) -> None:
-    one, other = make_server(), make_server()
-    metrics = one.app.state.metrics
-    metrics.dialout_placed()
-    metrics.dialout_failed(21211)
-    metrics.dialout_failed(21211)
-    metrics.dialout_failed(None)
+async def test_dialout_results_are_counted_by_twilio_error_code(make_server: MakeServer) -> None:
+    with FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN) as twilio:
+        server = make_server(
+            twilio_account_sid=TEST_ACCOUNT_SID,
+            twilio_auth_token=TEST_AUTH_TOKEN,
+            twilio_api_base_url=twilio.base_url,
+            twilio_phone_number="+15550001111",
+            dialout_api_key=DIALOUT_KEY,
+        )
+        bystander = make_server()
+        twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
+        twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
+        twilio.fail_next(400, 21215, "Geo permission configuration is not permitting call")
+        auth = {"Authorization": f"Bearer {DIALOUT_KEY}"}
+        async with httpx.AsyncClient(base_url=server.url, headers=auth) as client:
+            answers = [
+                (await client.post("/dialout", json={"to": "+15557654321"})).status_code
+                for _ in range(4)
+            ]
+    assert [a >= 400 for a in answers] == [True, True, True, False]
+    assert answers[3] == 201
     total = "switchboard_dialout_results_total"
-    samples = await scrape(one.url)
-    assert value(samples, total, outcome="placed", twilio_error_code="none") == 1
+    samples = await scrape(server.url)
     assert value(samples, total, outcome="failed", twilio_error_code="21211") == 2
-    assert value(samples, total, outcome="failed", twilio_error_code="unknown") == 1
+    assert value(samples, total, outcome="failed", twilio_error_code="21215") == 1
+    assert value(samples, total, outcome="placed", twilio_error_code="none") == 1
     # Each app has its own registry: the other server counted nothing.
-    assert not [name for name, _ in await scrape(other.url) if name == total]
+    assert not [name for name, _ in await scrape(bystander.url) if name == total]

@@ -1,0 +1,302 @@
+"""Dial-out: the server places a phone call that connects the callee to the bot.
+
+POST /dialout           place a call (bearer key); Twilio streams it to /ws once answered
+POST /status            Twilio's status callbacks for the calls placed (signature-checked)
+GET  /calls/{call_sid}  the latest status of a placed call (bearer key)
+
+Dial-out is off until `DIALOUT_API_KEY` is set: without it every request is refused.
+Everything a request carries is checked before Twilio is asked for anything.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from loguru import logger
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+import server
+import twiml
+from admission import CapacityDep
+from call_status import CallStatus, CallStatusStore
+from metrics import MetricsDep
+from settings import Settings
+from telephony.twilio import signature_is_valid
+from telephony.twilio_rest import CallNotPlaced, TwilioCalls
+
+# E.164, ASCII digits only (a Unicode-aware \d would let other scripts' digits through).
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+# XML 1.0 cannot carry these characters at all, escaped or not.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+MAX_PARAMETERS = 32
+MAX_PARAMETER_VALUE = 1000
+TWIML_LIMIT = 4000  # Twilio's limit on inline TwiML (error 32018)
+
+
+class DialoutRequest(BaseModel):
+    """The body of `POST /dialout`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    to: str = Field(description="The number to call, E.164, e.g. +15551234567.")
+    from_: str | None = Field(
+        None, alias="from", description="Caller id, E.164; default TWILIO_PHONE_NUMBER."
+    )
+    parameters: dict[str, str] = Field(
+        default_factory=dict,
+        description="Data for the bot (customer id, campaign, `greeting`, `system_prompt`).",
+    )
+    machine_detection: Literal["Enable", "DetectMessageEnd"] | None = None
+    timeout: int | None = Field(None, ge=5, le=600, description="Seconds to let it ring.")
+    time_limit: int | None = Field(None, ge=1, le=14400, description="Longest call, seconds.")
+    record: bool | None = None
+
+    @field_validator("to", "from_")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None and not E164.fullmatch(value):
+            raise ValueError(f"{value!r} is not an E.164 number like +15551234567")
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _sane_parameters(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_PARAMETERS:
+            raise ValueError(f"at most {MAX_PARAMETERS} parameters")
+        for name, text in value.items():
+            if not PARAMETER_NAME.fullmatch(name):
+                raise ValueError(
+                    f"parameter name {name[:80]!r} must be 1-64 letters, digits, '_', '.' "
+                    "or '-', starting with a letter"
+                )
+            if name in twiml.RESERVED:
+                raise ValueError(f"parameter name {name!r} is reserved for the server")
+            if len(text) > MAX_PARAMETER_VALUE:
+                raise ValueError(f"parameter {name!r} is over {MAX_PARAMETER_VALUE} characters")
+            if NOT_XML.search(text):
+                raise ValueError(f"parameter {name!r} holds control characters")
+        return value
+
+
+class DialoutAnswer(BaseModel):
+    """The answer to a placed call."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    call_sid: str
+    status: str
+    to: str
+    from_: str = Field(alias="from")
+    status_url: str
+
+
+class CallStatusAnswer(BaseModel):
+    """A placed call's latest status, as `GET /calls/{call_sid}` answers it."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    call_sid: str
+    status: str
+    to: str
+    from_: str = Field(alias="from")
+    answered_by: str | None
+    duration: int | None
+
+    @classmethod
+    def of(cls, entry: CallStatus) -> CallStatusAnswer:
+        """The answer for one entry of the call status store."""
+        return cls(
+            call_sid=entry.call_sid,
+            status=entry.status,
+            to=entry.to,
+            from_=entry.from_number,
+            answered_by=entry.answered_by,
+            duration=entry.duration,
+        )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Give the app its Twilio client, and close its HTTP session on shutdown."""
+    app.state.twilio_calls = TwilioCalls(app.state.settings)
+    try:
+        yield
+    finally:
+        await app.state.twilio_calls.aclose()
+
+
+router = APIRouter(lifespan=lifespan)
+bearer = HTTPBearer(auto_error=False, description="DIALOUT_API_KEY")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_call_status(request: Request) -> CallStatusStore:
+    return request.app.state.call_status  # type: ignore[no-any-return]
+
+
+def get_twilio_calls(request: Request) -> TwilioCalls:
+    return request.app.state.twilio_calls  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CallStatusDep = Annotated[CallStatusStore, Depends(get_call_status)]
+TwilioCallsDep = Annotated[TwilioCalls, Depends(get_twilio_calls)]
+
+
+def require_api_key(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Let the request through only with `Authorization: Bearer <DIALOUT_API_KEY>`.
+
+    Raises:
+        HTTPException: 401 when dial-out is off, or the key is missing or wrong.
+    """
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if settings.dialout_api_key is None:
+        raise HTTPException(
+            401, "Dial-out is off: the server has no DIALOUT_API_KEY", headers=challenge
+        )
+    expected = settings.dialout_api_key.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials else b""
+    if not secrets.compare_digest(given, expected):
+        raise HTTPException(401, "Missing or wrong API key (Authorization: Bearer …)", challenge)
+
+
+ApiKeyDep = Annotated[None, Depends(require_api_key)]
+
+
+def refused(status: int, detail: str, **extra: object) -> JSONResponse:
+    """An error answer in FastAPI's `{"detail": …}` shape, with extra fields."""
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+def _redacted(number: str) -> str:
+    return number[:-4] + "····" if len(number) > 8 else "····"
+
+
+@router.post("/dialout", status_code=201, response_model=DialoutAnswer)
+async def place_call(
+    body: DialoutRequest,
+    request: Request,
+    _key: ApiKeyDep,
+    _capacity: CapacityDep,
+    metrics: MetricsDep,
+    settings: SettingsDep,
+    store: CallStatusDep,
+    twilio_calls: TwilioCallsDep,
+) -> Response:
+    """Call `to`; when the callee answers, the call streams to this server's bot."""
+    from_number = body.from_ or settings.twilio_phone_number
+    if not from_number:
+        return refused(422, "No caller id: give 'from' or set TWILIO_PHONE_NUMBER on the server")
+    prefixes = settings.dialout_allowed_prefixes
+    if prefixes and not body.to.startswith(tuple(prefixes)):
+        logger.warning(f"Dial-out refused: {_redacted(body.to)} is outside the allowed prefixes")
+        return refused(403, "This destination is not in DIALOUT_ALLOWED_PREFIXES")
+    base = server.public_base(request.headers, request.url.scheme, settings)
+    parameters = {
+        **body.parameters,
+        "direction": "outbound",
+        "from_number": from_number,
+        "to_number": body.to,
+    }
+    document = twiml.connect_stream(twiml.stream_url(base), parameters)
+    if len(document) > TWIML_LIMIT:
+        return refused(
+            422,
+            f"The call's TwiML would be {len(document)} characters, over Twilio's "
+            f"{TWIML_LIMIT}: shorten the parameters",
+        )
+    try:
+        call = await twilio_calls.place(
+            to=body.to,
+            from_number=from_number,
+            twiml=document,
+            status_callback=f"{base}/status",
+            machine_detection=body.machine_detection,
+            ring_timeout=body.timeout,
+            time_limit=body.time_limit,
+            record=body.record,
+        )
+    except CallNotPlaced as e:
+        metrics.dialout_failed(e.twilio_code)
+        extra = {"twilio_code": e.twilio_code} if e.twilio_code is not None else {}
+        refusal = refused(e.status, e.detail, **extra)
+        if e.retry_after is not None:
+            refusal.headers["Retry-After"] = str(e.retry_after)
+        return refusal
+    metrics.dialout_placed()
+    await store.placed(call.call_sid, to=body.to, from_number=from_number, status=call.status)
+    with logger.contextualize(call_sid=call.call_sid):
+        logger.info(f"Dial-out to {_redacted(body.to)} placed ({call.status})")
+    status_url = str(request.url_for("call_status", call_sid=call.call_sid).path)
+    answer = DialoutAnswer(
+        call_sid=call.call_sid,
+        status=call.status,
+        to=body.to,
+        from_=from_number,
+        status_url=status_url,
+    )
+    return JSONResponse(
+        answer.model_dump(by_alias=True), status_code=201, headers={"Location": status_url}
+    )
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+@router.post("/status", status_code=204)
+async def status_callback(
+    request: Request, settings: SettingsDep, store: CallStatusDep
+) -> Response:
+    """Twilio's progress report on a placed call: keep its latest status."""
+    form = await request.form()
+    if settings.validates_signatures:
+        base = server.public_base(request.headers, request.url.scheme, settings)
+        url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if not signature_is_valid(settings, url, form, request.headers.get("x-twilio-signature")):
+            logger.warning(f"Status callback refused: bad X-Twilio-Signature for {url}")
+            return Response("invalid signature", status_code=403, media_type="text/plain")
+    call_sid, status = str(form.get("CallSid", "")), str(form.get("CallStatus", ""))
+    if not call_sid or not status:
+        return Response("CallSid and CallStatus are required", 400, media_type="text/plain")
+    answered_by = str(form.get("AnsweredBy", "")) or None
+    with logger.contextualize(call_sid=call_sid):
+        entry = await store.record(
+            call_sid,
+            status,
+            answered_by=answered_by,
+            duration=_int_or_none(form.get("CallDuration")),
+            sequence=_int_or_none(form.get("SequenceNumber")),
+        )
+        if entry is None:
+            logger.warning(f"Status {status!r} for a call this server did not place")
+        else:
+            machine = f", answered by {answered_by}" if answered_by else ""
+            logger.info(f"Call status: {status}{machine}")
+    return Response(status_code=204)
+
+
+@router.get("/calls/{call_sid}", name="call_status", response_model=CallStatusAnswer)
+async def read_call_status(call_sid: str, _key: ApiKeyDep, store: CallStatusDep) -> Response:
+    """The latest status of a call this server placed."""
+    entry = await store.get(call_sid)
+    if entry is None:
+        return refused(404, "No call with this SID was placed by this server")
+    return JSONResponse(CallStatusAnswer.of(entry).model_dump(by_alias=True))
