@@ -25,11 +25,13 @@ OPENAI_KEY = "sk-test-openai-key-must-not-leak-0001"
 def log_lines() -> Iterator[list[str]]:
     """Every formatted line, as the configured sink receives it; logging reset afterwards."""
     lines: list[str] = []
+    handlers, level = list(logging.root.handlers), logging.root.level
     yield lines
     logger.remove()
     logger.configure(extra={}, patcher=lambda record: None)
     logger.add(sys.stderr, level="INFO")  # as conftest.py has it
-    logging.root.handlers.clear()
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
 
 
 def _json(lines: list[str]) -> list[dict[str, Any]]:
