@@ -1,4 +1,4 @@
-"""The latest known status of each call this server placed, fed by Twilio's status callbacks.
+"""The latest known status of each call this server placed, fed by the providers' callbacks.
 
 Kept in memory for now; the interface is async and small so that a database can
 back it later without changing its callers.
@@ -24,7 +24,7 @@ class CallStatus:
     """What is known of one placed call.
 
     Attributes:
-        call_sid: Twilio's id for the call.
+        call_sid: The provider's id for the call.
         to: The number called.
         from_number: The caller id used.
         status: Twilio's call status: queued, initiated, ringing, in-progress,
@@ -34,6 +34,7 @@ class CallStatus:
         duration: Call length in seconds, once the call has ended.
         sequence: Twilio's `SequenceNumber` of the callback this came from (-1 before any).
         updated_at: When this status was recorded.
+        provider: Who placed the call: `twilio` or `exotel`.
     """
 
     call_sid: str
@@ -44,6 +45,7 @@ class CallStatus:
     duration: int | None = None
     sequence: int = -1
     updated_at: datetime | None = None
+    provider: str = "twilio"
 
 
 class CallStatusStore:
@@ -58,9 +60,12 @@ class CallStatusStore:
         self._capacity = capacity
         self._calls: OrderedDict[str, CallStatus] = OrderedDict()
 
-    async def placed(self, call_sid: str, *, to: str, from_number: str, status: str) -> CallStatus:
+    async def placed(
+        self, call_sid: str, *, to: str, from_number: str, status: str, provider: str = "twilio"
+    ) -> CallStatus:
         """Remember a call this server has just created."""
-        entry = CallStatus(call_sid, to, from_number, status, updated_at=datetime.now(UTC))
+        now = datetime.now(UTC)
+        entry = CallStatus(call_sid, to, from_number, status, updated_at=now, provider=provider)
         self._calls[call_sid] = entry
         self._calls.move_to_end(call_sid)
         while len(self._calls) > self._capacity:
@@ -75,6 +80,7 @@ class CallStatusStore:
         answered_by: str | None = None,
         duration: int | None = None,
         sequence: int | None = None,
+        provider: str | None = None,
     ) -> CallStatus | None:
         """Apply one status callback to a placed call.
 
@@ -87,12 +93,15 @@ class CallStatusStore:
             answered_by: Answering-machine detection's verdict, if the callback has one.
             duration: Call length in seconds, if the callback has one.
             sequence: The callback's `SequenceNumber`, if any.
+            provider: The provider the callback came from; a call placed through
+                another one is not touched.
 
         Returns:
-            The call's status after the update, or None for a call this server did not place.
+            The call's status after the update, or None for a call this server did
+            not place (through `provider`).
         """
         current = self._calls.get(call_sid)
-        if current is None:
+        if current is None or provider not in (None, current.provider):
             return None
         stale = sequence is not None and sequence <= current.sequence
         if stale or current.status in FINAL_STATUSES:

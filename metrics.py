@@ -9,7 +9,7 @@ call SID: one time series per call would grow without bound.
     switchboard_call_duration_seconds             from media stream accept to hang-up
     switchboard_webhook_requests_total            by outcome (connected, rejected, bad signature)
     switchboard_signature_failures_total          by endpoint (webhook, media_stream)
-    switchboard_dialout_results_total             by outcome and Twilio error code
+    switchboard_dialout_results_total             by provider, outcome and Twilio error code
     switchboard_first_bot_audio_seconds           from media stream accept to the bot's first audio
     switchboard_response_latency_seconds          caller stops speaking → first bot audio, per turn
 """
@@ -89,8 +89,8 @@ class Metrics:
         )
         self.dialout_results = Counter(
             "switchboard_dialout_results",
-            "Dial-out requests to Twilio by outcome and Twilio error code",
-            ["outcome", "twilio_error_code"],
+            "Dial-out requests by provider, outcome and the provider's error code",
+            ["provider", "outcome", "error_code"],
             registry=r,
         )
         self.first_bot_audio = Histogram(
@@ -129,19 +129,23 @@ class Metrics:
         self.calls.labels(direction=direction, outcome=outcome).inc()
         self.call_duration.labels(direction=direction).observe(seconds)
 
-    def dialout_placed(self) -> None:
-        """Count a dial-out that Twilio accepted (the call is queued)."""
-        self.dialout_results.labels(outcome="placed", twilio_error_code=NO_ERROR_CODE).inc()
+    def dialout_placed(self, provider: str) -> None:
+        """Count a dial-out that the provider (`twilio`, `exotel`) accepted."""
+        self.dialout_results.labels(
+            provider=provider, outcome="placed", error_code=NO_ERROR_CODE
+        ).inc()
 
-    def dialout_failed(self, twilio_code: int | str | None) -> None:
-        """Count a dial-out that failed, by Twilio's error code (e.g. 21211, invalid number).
+    def dialout_failed(self, provider: str, error_code: object) -> None:
+        """Count a dial-out that failed, by the provider's error code.
 
         Args:
-            twilio_code: Twilio's error code, or None when the failure had none
-                (Twilio unreachable): counted as `unknown`.
+            provider: `twilio` or `exotel`.
+            error_code: Twilio's error code (e.g. 21211, invalid number; 21215,
+                geo permissions), Exotel's HTTP status, or None when there was
+                none (the provider unreachable): counted as `unknown`.
         """
-        code = UNKNOWN_ERROR_CODE if twilio_code is None else str(twilio_code)
-        self.dialout_results.labels(outcome="failed", twilio_error_code=code).inc()
+        code = UNKNOWN_ERROR_CODE if error_code is None else str(error_code)
+        self.dialout_results.labels(provider=provider, outcome="failed", error_code=code).inc()
 
     def watch(self, worker: PipelineWorker, direction: str, accepted_at: float) -> None:
         """Time a call's first bot audio and its reply to each turn.

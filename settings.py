@@ -158,10 +158,11 @@ class Settings(BaseSettings):
                 f"DIALOUT_API_KEY must be at least {MIN_DIALOUT_KEY_LENGTH} characters "
                 "(e.g. `openssl rand -hex 32`)"
             )
-        if not self.can_hang_up:
+        if not (self.can_hang_up or self.can_dial_exotel):
             raise ValueError(
-                "DIALOUT_API_KEY is set: dial-out also needs "
-                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+                "DIALOUT_API_KEY is set: dial-out also needs Twilio's TWILIO_ACCOUNT_SID "
+                "and TWILIO_AUTH_TOKEN, or Exotel's EXOTEL_API_KEY, EXOTEL_API_TOKEN, "
+                "EXOTEL_ACCOUNT_SID and EXOTEL_CALLER_ID"
             )
         return self
 

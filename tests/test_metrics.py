@@ -104,8 +104,8 @@ async def test_dialout_results_are_counted_by_twilio_error_code(make_server: Mak
     assert answers[3] == 201
     total = "switchboard_dialout_results_total"
     samples = await scrape(server.url)
-    assert value(samples, total, outcome="failed", twilio_error_code="21211") == 2
-    assert value(samples, total, outcome="failed", twilio_error_code="21215") == 1
-    assert value(samples, total, outcome="placed", twilio_error_code="none") == 1
+    assert value(samples, total, provider="twilio", outcome="failed", error_code="21211") == 2
+    assert value(samples, total, provider="twilio", outcome="failed", error_code="21215") == 1
+    assert value(samples, total, provider="twilio", outcome="placed", error_code="none") == 1
     # Each app has its own registry: the other server counted nothing.
     assert not [name for name, _ in await scrape(bystander.url) if name == total]
