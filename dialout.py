@@ -27,7 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import server
 import twiml
+from admission import CapacityDep
 from call_status import CallStatus, CallStatusStore
+from metrics import MetricsDep
 from placers import EXOTEL_STATUS_PATH, Placer, exotel_status_token, placers_for
 from settings import Settings
 from telephony.placing import CallNotPlaced
@@ -196,6 +198,8 @@ async def place_call(
     body: DialoutRequest,
     request: Request,
     _key: ApiKeyDep,
+    _capacity: CapacityDep,
+    metrics: MetricsDep,
     settings: SettingsDep,
     store: CallStatusDep,
     placers: PlacersDep,
@@ -212,10 +216,12 @@ async def place_call(
     try:
         call = await placer.place(body, base)
     except CallNotPlaced as e:
+        metrics.dialout_failed(placer.name, e.twilio_code or e.fields.get("exotel_status"))
         refusal = refused(e.status, e.detail, **e.fields)
         if e.retry_after is not None:
             refusal.headers["Retry-After"] = str(e.retry_after)
         return refusal
+    metrics.dialout_placed(placer.name)
     await store.placed(
         call.call_sid,
         to=body.to,

@@ -3,16 +3,16 @@
 POST /     Twilio's voice webhook; answers TwiML that streams the call to /ws
 POST /dialout, /status, GET /calls/{call_sid}: dial-out (see `dialout`)
 WS   /ws   the call's media stream (Twilio, or Exotel's Voicebot applet)
-GET  /healthz
+GET  /healthz, /readyz, /metrics   operations (health.py, metrics.py)
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-import uvicorn
 from fastapi import Depends, FastAPI, Request, Response, WebSocket
 from loguru import logger
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
@@ -20,11 +20,16 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 
 import dialout
+import health
+import serve
 import twiml
+from admission import Admission, AdmissionDep
 from bot import Bot
 from call_status import CallStatusStore
 from calls import CallRegistry
 from logs import configure_logging
+from metrics import Metrics, MetricsDep, WebhookOutcome
+from metrics import router as metrics_router
 from settings import Settings
 from telephony import (
     CallEvents,
@@ -42,6 +47,7 @@ from voice import VoiceStack
 WS_POLICY_VIOLATION = 1008
 WS_UNSUPPORTED_DATA = 1003
 WS_INTERNAL_ERROR = 1011
+WS_TRY_AGAIN_LATER = 1013
 TWIML = "application/xml"
 
 
@@ -111,14 +117,16 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.calls = CallRegistry()
     app.state.call_status = CallStatusStore()
+    app.state.admission = Admission(settings.max_calls)
+    app.state.metrics = Metrics(live_calls=app.state.calls.__len__)
+    health.install(app)
+    app.include_router(metrics_router)
     app.include_router(dialout.router)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     @app.post("/")
-    async def voice_webhook(request: Request, settings: SettingsDep) -> Response:
+    async def voice_webhook(
+        request: Request, settings: SettingsDep, admission: AdmissionDep, metrics: MetricsDep
+    ) -> Response:
         form = await request.form()
         base = public_base(request.headers, request.url.scheme, settings)
         if settings.validates_signatures:
@@ -127,9 +135,14 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                 settings, url, form, request.headers.get("x-twilio-signature")
             ):
                 logger.warning(f"Webhook refused: bad X-Twilio-Signature for {url}")
+                metrics.webhook(WebhookOutcome.INVALID_SIGNATURE)
                 return Response("invalid signature", status_code=403, media_type="text/plain")
         call_sid = str(form.get("CallSid", ""))
         with logger.contextualize(call_sid=call_sid or "-"):
+            if (refusal := admission.refusal) is not None:
+                logger.warning(f"Incoming call rejected busy: {refusal}")
+                metrics.webhook(WebhookOutcome.REJECTED)
+                return Response(twiml.reject_busy(), media_type=TWIML)
             parameters = {k: v for k, v in request.query_params.items() if k not in twiml.RESERVED}
             parameters |= {
                 "from_number": str(form.get("From", "")),
@@ -137,14 +150,21 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                 "direction": "inbound",
             }
             logger.info("Incoming call: streaming it to /ws")
+            metrics.webhook(WebhookOutcome.CONNECTED)
             body = twiml.connect_stream(twiml.stream_url(base), parameters)
         return Response(body, media_type=TWIML)
 
     @app.websocket("/ws")
     async def media_stream(
-        websocket: WebSocket, settings: WsSettingsDep, voice: WsVoiceDep, calls: WsCallsDep
+        websocket: WebSocket,
+        settings: WsSettingsDep,
+        voice: WsVoiceDep,
+        calls: WsCallsDep,
+        admission: AdmissionDep,
+        metrics: MetricsDep,
     ) -> None:
         await websocket.accept()
+        accepted_at = time.monotonic()
         url = twiml.stream_url(public_base(websocket.headers, websocket.url.scheme, settings))
         peer = websocket.client.host if websocket.client else None
         try:
@@ -153,13 +173,20 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
             confirm(call, admitted)
         except Unauthorized as e:
             logger.warning(f"Media stream from {peer} refused: {e} (for {url})")
+            metrics.signature_failed("media_stream")
             await websocket.close(WS_POLICY_VIOLATION, str(e))
             return
         except TelephonyError as e:
             logger.warning(f"Media stream refused: {e}")
             await websocket.close(WS_UNSUPPORTED_DATA, str(e))
             return
-        with logger.contextualize(call_sid=call.call_sid):
+        with logger.contextualize(call_sid=call.call_sid), admission.admit() as has_slot:
+            if not has_slot:
+                # Twilio may open the stream on another replica than took the webhook.
+                logger.warning(f"Media stream refused: {admission.refusal}")
+                metrics.call_rejected(call.direction)
+                await websocket.close(WS_TRY_AGAIN_LATER, f"busy: {admission.refusal}")
+                return
             events = CallEvents()
             try:
                 transport = FastAPIWebsocketTransport(
@@ -174,18 +201,23 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                     ),
                 )
                 bot = Bot(call, transport, voice, settings)
+                metrics.watch(bot.worker, call.direction, accepted_at)
             except Exception:
                 logger.exception("Could not set the call up")
                 await websocket.close(WS_INTERNAL_ERROR, "the server could not set the call up")
                 return
             events.on_stop(bot.caller_left)
             calls.add(bot)
-            logger.info(f"Call started ({call.provider}, {call.direction})")
+            logger.info(
+                f"Call started ({call.provider}, {call.direction}, "
+                f"from {call.from_number} to {call.to_number})"
+            )
             try:
                 reason = await bot.run()
             finally:
                 calls.remove(bot)
             logger.info(f"Call ended: {reason}")
+            metrics.call_ended(call.direction, reason, time.monotonic() - accepted_at)
 
     return app
 
@@ -212,7 +244,7 @@ def main() -> None:
                 else "anyone who finds /ws can open a call as Exotel"
             )
         )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    serve.run(create_app(settings), settings)
 
 
 if __name__ == "__main__":

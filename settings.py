@@ -113,6 +113,18 @@ class Settings(BaseSettings):
     exotel_caller_id: str | None = None
     exotel_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.in.exotel.com")
 
+    # Operations: admission control and graceful drain (see admission.py, serve.py).
+    max_calls: int = Field(20, ge=1)
+    drain_timeout: float = Field(300.0, ge=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        levels = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+        if value.upper() not in levels:
+            raise ValueError(f"must be one of {', '.join(levels)}")
+        return value.upper()
+
     @field_validator("dialout_allowed_prefixes", mode="before")
     @classmethod
     def _split_prefixes(cls, value: object) -> object:
