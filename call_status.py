@@ -1,4 +1,4 @@
-"""The latest known status of each call this server placed, fed by Twilio's status callbacks.
+"""The latest known status of each call this server placed, fed by the providers' callbacks.
 
 Kept in the call records' database (`records`), so a status callback that
 reaches another replica than the one that placed the call still finds it.
@@ -25,7 +25,7 @@ class CallStatus:
     """What is known of one placed call.
 
     Attributes:
-        call_sid: Twilio's id for the call.
+        call_sid: The provider's id for the call.
         to: The number called.
         from_number: The caller id used.
         status: Twilio's call status: queued, initiated, ringing, in-progress,
@@ -35,6 +35,7 @@ class CallStatus:
         duration: Call length in seconds, once the call has ended.
         sequence: Twilio's `SequenceNumber` of the callback this came from (-1 before any).
         updated_at: When this status was recorded.
+        provider: Who placed the call: `twilio` or `exotel`.
     """
 
     call_sid: str
@@ -45,6 +46,7 @@ class CallStatus:
     duration: int | None = None
     sequence: int = -1
     updated_at: datetime | None = None
+    provider: str = "twilio"
 
     @classmethod
     def of(cls, call: Call) -> CallStatus:
@@ -58,6 +60,7 @@ class CallStatus:
             duration=call.duration,
             sequence=-1 if call.status_sequence is None else call.status_sequence,
             updated_at=call.updated_at,
+            provider=call.provider,
         )
 
 
@@ -72,10 +75,17 @@ class CallStatusStore:
         """
         self._store = store
 
-    async def placed(self, call_sid: str, *, to: str, from_number: str, status: str) -> CallStatus:
+    async def placed(
+        self, call_sid: str, *, to: str, from_number: str, status: str, provider: str = "twilio"
+    ) -> CallStatus:
         """Remember a call this server has just created."""
         await self._store.note_call(
-            call_sid, direction="outbound", from_number=from_number, to_number=to, status=status
+            call_sid,
+            provider=provider,
+            direction="outbound",
+            from_number=from_number,
+            to_number=to,
+            status=status,
         )
         entry = await self.get(call_sid)
         assert entry is not None
@@ -89,6 +99,7 @@ class CallStatusStore:
         answered_by: str | None = None,
         duration: int | None = None,
         sequence: int | None = None,
+        provider: str | None = None,
     ) -> CallStatus | None:
         """Apply one status callback to a call on record.
 
@@ -101,10 +112,17 @@ class CallStatusStore:
             answered_by: Answering-machine detection's verdict, if the callback has one.
             duration: Call length in seconds, if the callback has one.
             sequence: The callback's `SequenceNumber`, if any.
+            provider: The provider the callback came from; a call placed through
+                another one is not touched.
 
         Returns:
-            The call's status after the update, or None for a call not on record.
+            The call's status after the update, or None for a call not on record
+            (through `provider`).
         """
+        if provider is not None:
+            current = await self.get(call_sid)
+            if current is None or current.provider != provider:
+                return None
         call = await self._store.update_status(
             call_sid,
             status,

@@ -1,16 +1,20 @@
 """Dial-out: the server places a phone call that connects the callee to the bot.
 
-POST /dialout           place a call (bearer key); Twilio streams it to /ws once answered
+POST /dialout           place a call (bearer key) through Twilio (default) or Exotel;
+                        the provider streams it to /ws once answered (see `placers`)
 POST /status            Twilio's status callbacks for the calls placed (signature-checked)
+POST /exotel/status     Exotel's status callbacks (the URL's secret token is checked)
 GET  /calls/{call_sid}  the call's record, with its latest status (records/api.py)
 
 Dial-out is off until `DIALOUT_API_KEY` is set: without it every request is refused.
-Everything a request carries is checked before Twilio is asked for anything.
+Everything a request carries is checked before the provider is asked for anything.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
@@ -22,11 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import server
 import twiml
+from admission import CapacityDep
 from api_key import ApiKeyDep
 from call_status import CallStatusStore
+from metrics import MetricsDep
+from placers import EXOTEL_STATUS_PATH, Placer, exotel_status_token, placers_for
 from settings import Settings
+from telephony.placing import CallNotPlaced
 from telephony.twilio import signature_is_valid
-from telephony.twilio_rest import CallNotPlaced, TwilioCalls
 
 # E.164, ASCII digits only (a Unicode-aware \d would let other scripts' digits through).
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -35,7 +42,6 @@ PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 MAX_PARAMETERS = 32
 MAX_PARAMETER_VALUE = 1000
-TWIML_LIMIT = 4000  # Twilio's limit on inline TwiML (error 32018)
 
 
 class DialoutRequest(BaseModel):
@@ -43,9 +49,12 @@ class DialoutRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    provider: str = Field("twilio", description="Who places the call: twilio or exotel.")
     to: str = Field(description="The number to call, E.164, e.g. +15551234567.")
     from_: str | None = Field(
-        None, alias="from", description="Caller id, E.164; default TWILIO_PHONE_NUMBER."
+        None,
+        alias="from",
+        description="Caller id, E.164; default TWILIO_PHONE_NUMBER (EXOTEL_CALLER_ID).",
     )
     parameters: dict[str, str] = Field(
         default_factory=dict,
@@ -97,12 +106,13 @@ class DialoutAnswer(BaseModel):
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Give the app its Twilio client, and close its HTTP session on shutdown."""
-    app.state.twilio_calls = TwilioCalls(app.state.settings)
+    """Give the app a placer per provider, and close their HTTP sessions on shutdown."""
+    app.state.placers = placers_for(app.state.settings)
     try:
         yield
     finally:
-        await app.state.twilio_calls.aclose()
+        for placer in app.state.placers.values():
+            await placer.aclose()
 
 
 router = APIRouter(lifespan=lifespan)
@@ -116,13 +126,13 @@ def get_call_status(request: Request) -> CallStatusStore:
     return request.app.state.call_status  # type: ignore[no-any-return]
 
 
-def get_twilio_calls(request: Request) -> TwilioCalls:
-    return request.app.state.twilio_calls  # type: ignore[no-any-return]
+def get_placers(request: Request) -> dict[str, Placer]:
+    return request.app.state.placers  # type: ignore[no-any-return]
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CallStatusDep = Annotated[CallStatusStore, Depends(get_call_status)]
-TwilioCallsDep = Annotated[TwilioCalls, Depends(get_twilio_calls)]
+PlacersDep = Annotated[dict[str, Placer], Depends(get_placers)]
 
 
 def refused(status: int, detail: str, **extra: object) -> JSONResponse:
@@ -139,58 +149,45 @@ async def place_call(
     body: DialoutRequest,
     request: Request,
     _key: ApiKeyDep,
+    _capacity: CapacityDep,
+    metrics: MetricsDep,
     settings: SettingsDep,
     store: CallStatusDep,
-    twilio_calls: TwilioCallsDep,
+    placers: PlacersDep,
 ) -> Response:
     """Call `to`; when the callee answers, the call streams to this server's bot."""
-    from_number = body.from_ or settings.twilio_phone_number
-    if not from_number:
-        return refused(422, "No caller id: give 'from' or set TWILIO_PHONE_NUMBER on the server")
+    placer = placers.get(body.provider)
+    if placer is None:
+        return refused(422, f"Unknown provider {body.provider[:40]!r}: one of {', '.join(placers)}")
     prefixes = settings.dialout_allowed_prefixes
     if prefixes and not body.to.startswith(tuple(prefixes)):
         logger.warning(f"Dial-out refused: {_redacted(body.to)} is outside the allowed prefixes")
         return refused(403, "This destination is not in DIALOUT_ALLOWED_PREFIXES")
     base = server.public_base(request.headers, request.url.scheme, settings)
-    parameters = {
-        **body.parameters,
-        "direction": "outbound",
-        "from_number": from_number,
-        "to_number": body.to,
-    }
-    document = twiml.connect_stream(twiml.stream_url(base), parameters)
-    if len(document) > TWIML_LIMIT:
-        return refused(
-            422,
-            f"The call's TwiML would be {len(document)} characters, over Twilio's "
-            f"{TWIML_LIMIT}: shorten the parameters",
-        )
     try:
-        call = await twilio_calls.place(
-            to=body.to,
-            from_number=from_number,
-            twiml=document,
-            status_callback=f"{base}/status",
-            machine_detection=body.machine_detection,
-            ring_timeout=body.timeout,
-            time_limit=body.time_limit,
-            record=body.record,
-        )
+        call = await placer.place(body, base)
     except CallNotPlaced as e:
-        extra = {"twilio_code": e.twilio_code} if e.twilio_code is not None else {}
-        refusal = refused(e.status, e.detail, **extra)
+        metrics.dialout_failed(placer.name, e.twilio_code or e.fields.get("exotel_status"))
+        refusal = refused(e.status, e.detail, **e.fields)
         if e.retry_after is not None:
             refusal.headers["Retry-After"] = str(e.retry_after)
         return refusal
-    await store.placed(call.call_sid, to=body.to, from_number=from_number, status=call.status)
+    metrics.dialout_placed(placer.name)
+    await store.placed(
+        call.call_sid,
+        to=body.to,
+        from_number=call.from_number,
+        status=call.status,
+        provider=placer.name,
+    )
     with logger.contextualize(call_sid=call.call_sid):
-        logger.info(f"Dial-out to {_redacted(body.to)} placed ({call.status})")
+        logger.info(f"Dial-out to {_redacted(body.to)} placed via {placer.name} ({call.status})")
     status_url = str(request.url_for("call_status", call_sid=call.call_sid).path)
     answer = DialoutAnswer(
         call_sid=call.call_sid,
         status=call.status,
         to=body.to,
-        from_=from_number,
+        from_=call.from_number,
         status_url=status_url,
     )
     return JSONResponse(
@@ -228,6 +225,7 @@ async def status_callback(
             answered_by=answered_by,
             duration=_int_or_none(form.get("CallDuration")),
             sequence=_int_or_none(form.get("SequenceNumber")),
+            provider="twilio",
         )
         if entry is None:
             logger.warning(f"Status {status!r} for a call this server did not place")
@@ -235,3 +233,50 @@ async def status_callback(
             machine = f", answered by {answered_by}" if answered_by else ""
             logger.info(f"Call status: {status}{machine}")
     return Response(status_code=204)
+
+
+# Exotel's StatusCallbackEvents: `answered` while the call is up, `terminal` with its end.
+EXOTEL_ANSWERED = "answered"
+
+
+@router.post(EXOTEL_STATUS_PATH, status_code=204)
+async def exotel_status_callback(
+    request: Request, settings: SettingsDep, store: CallStatusDep
+) -> Response:
+    """Exotel's report on a call it placed for us: keep its latest status.
+
+    Exotel posts `CallSid`, `Status` (completed, failed, busy, no-answer),
+    `EventType` (answered, terminal) and `ConversationDuration`, form-encoded or
+    as JSON. It signs nothing: the URL's `token` is the credential.
+    """
+    token = request.query_params.get("token", "")
+    if settings.dialout_api_key is None or not secrets.compare_digest(
+        token.encode(), exotel_status_token(settings).encode()
+    ):
+        logger.warning("Exotel status callback refused: missing or wrong token")
+        return Response("invalid token", status_code=403, media_type="text/plain")
+    fields = await _exotel_fields(request)
+    if fields is None:
+        return Response("a form or JSON object is required", 400, media_type="text/plain")
+    call_sid = str(fields.get("CallSid") or "")
+    event = str(fields.get("EventType") or "").lower()
+    status = "in-progress" if event == EXOTEL_ANSWERED else str(fields.get("Status") or "")
+    if not call_sid or not status:
+        return Response("CallSid and Status are required", 400, media_type="text/plain")
+    with logger.contextualize(call_sid=call_sid):
+        duration = _int_or_none(fields.get("ConversationDuration"))
+        if await store.record(call_sid, status, duration=duration, provider="exotel") is None:
+            logger.warning(f"Exotel status {status!r} for a call this server did not place")
+        else:
+            logger.info(f"Call status: {status} (Exotel {event or 'callback'})")
+    return Response(status_code=204)
+
+
+async def _exotel_fields(request: Request) -> dict[str, object] | None:
+    if "json" in request.headers.get("content-type", ""):
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+    return dict(await request.form())

@@ -118,6 +118,18 @@ class Settings(BaseSettings):
     exotel_caller_id: str | None = None
     exotel_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.in.exotel.com")
 
+    # Operations: admission control and graceful drain (see admission.py, serve.py).
+    max_calls: int = Field(20, ge=1)
+    drain_timeout: float = Field(300.0, ge=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        levels = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+        if value.upper() not in levels:
+            raise ValueError(f"must be one of {', '.join(levels)}")
+        return value.upper()
+
     @field_validator("dialout_allowed_prefixes", mode="before")
     @classmethod
     def _split_prefixes(cls, value: object) -> object:
@@ -162,10 +174,11 @@ class Settings(BaseSettings):
                 f"DIALOUT_API_KEY must be at least {MIN_DIALOUT_KEY_LENGTH} characters "
                 "(e.g. `openssl rand -hex 32`)"
             )
-        if not self.can_hang_up:
+        if not (self.can_hang_up or self.can_dial_exotel):
             raise ValueError(
-                "DIALOUT_API_KEY is set: dial-out also needs "
-                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+                "DIALOUT_API_KEY is set: dial-out also needs Twilio's TWILIO_ACCOUNT_SID "
+                "and TWILIO_AUTH_TOKEN, or Exotel's EXOTEL_API_KEY, EXOTEL_API_TOKEN, "
+                "EXOTEL_ACCOUNT_SID and EXOTEL_CALLER_ID"
             )
         return self
 

@@ -11,18 +11,28 @@ Voicebot stream to `StreamUrl`; no App Bazaar flow is involved.
 ExotelError
 ├── ExotelNotConfigured  the settings lack the API key, token, account or caller id
 └── ExotelApiError       Exotel answered with an error status (or was unreachable)
+    ├── ExotelUnreachable  no connection: nothing reached Exotel
+    └── ExotelTimeout      no answer in time: the call may have been placed
+
+`refusal` turns any of them into the HTTP answer dial-out gives (`CallNotPlaced`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from loguru import logger
 
 from settings import Settings
+from telephony.placing import (
+    MAYBE_PLACED,
+    RATE_LIMITED_RETRY_SECS,
+    UNREACHABLE_RETRY_SECS,
+    CallNotPlaced,
+)
 
 # Exotel's documented limits for Calls/connect and the applet's custom parameters.
 MAX_STREAM_URL = 600
@@ -30,7 +40,7 @@ MAX_CUSTOM_FIELD = 128
 MAX_CUSTOM_PARAMETERS = 3
 MAX_CUSTOM_PARAMETERS_CHARS = 256
 STATUS_EVENTS = ("answered", "terminal")
-TIMEOUT = aiohttp.ClientTimeout(total=15)
+REQUEST_TIMEOUT_SECS = 15.0
 
 
 class ExotelError(Exception):
@@ -53,6 +63,14 @@ class ExotelApiError(ExotelError):
         super().__init__(f"Exotel answered HTTP {status}: {message}" if status else message)
         self.status = status
         self.message = message
+
+
+class ExotelUnreachable(ExotelApiError):
+    """No connection to Exotel could be made: nothing was sent, so nothing was placed."""
+
+
+class ExotelTimeout(ExotelApiError):
+    """Exotel did not answer in time: the call may have been placed anyway."""
 
 
 @dataclass(frozen=True)
@@ -89,24 +107,34 @@ def stream_url(public_base: str, parameters: dict[str, str], settings: Settings)
     scheme = "wss" if parts.scheme in ("https", "wss") else "ws"
     netloc = parts.netloc
     if settings.exotel_ws_username is not None and settings.exotel_ws_password is not None:
-        password = settings.exotel_ws_password.get_secret_value()
-        netloc = f"{settings.exotel_ws_username}:{password}@{netloc}"
+        # Percent-encoded: a password with '@', ':' or '/' must not break the URL.
+        user = quote(settings.exotel_ws_username, safe="")
+        password = quote(settings.exotel_ws_password.get_secret_value(), safe="")
+        netloc = f"{user}:{password}@{netloc}"
     return urlunsplit((scheme, netloc, parts.path.rstrip("/") + "/ws", query, ""))
 
 
 class ExotelClient:
     """Exotel's Calls API for one account, from the settings."""
 
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        timeout: float = REQUEST_TIMEOUT_SECS,
+    ) -> None:
         """Prepare a client; nothing is sent until `connect`.
 
         Args:
             settings: `EXOTEL_API_KEY`, `EXOTEL_API_TOKEN`, `EXOTEL_ACCOUNT_SID`,
                 `EXOTEL_CALLER_ID` and `EXOTEL_API_BASE_URL`.
             session: A session to reuse; one per request when None.
+            timeout: Seconds to wait for Exotel's answer to one request.
         """
         self._settings = settings
         self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def connect(
         self,
@@ -116,6 +144,8 @@ class ExotelClient:
         custom_field: str | None = None,
         status_callback: str | None = None,
         time_limit: int | None = None,
+        caller_id: str | None = None,
+        record: bool | None = None,
     ) -> ExotelCall:
         """Dial `to` and, once answered, stream the call to `stream` (Connect Voice AI).
 
@@ -125,6 +155,8 @@ class ExotelClient:
             custom_field: Opaque data kept on Exotel's call record (at most 128 characters).
             status_callback: Where Exotel POSTs the call's `answered` and `terminal` status.
             time_limit: Longest call, in seconds.
+            caller_id: The ExoPhone to call from; `EXOTEL_CALLER_ID` when None.
+            record: Whether Exotel records the call.
 
         Raises:
             ExotelNotConfigured: The settings lack the key, token, account or caller id.
@@ -143,7 +175,7 @@ class ExotelClient:
             raise ValueError(f"CustomField is at most {MAX_CUSTOM_FIELD} characters")
         form: list[tuple[str, str]] = [
             ("From", to),
-            ("CallerId", str(settings.exotel_caller_id)),
+            ("CallerId", caller_id or str(settings.exotel_caller_id)),
             ("StreamUrl", stream),
             ("StreamType", "bidirectional"),
         ]
@@ -154,6 +186,8 @@ class ExotelClient:
             form += [("StatusCallbackEvents[]", event) for event in STATUS_EVENTS]
         if time_limit is not None:
             form.append(("TimeLimit", str(time_limit)))
+        if record is not None:
+            form.append(("Record", "true" if record else "false"))
         body = await self._post(self._calls_url("connect.json"), form)
         call = body.get("Call") if isinstance(body.get("Call"), dict) else None
         if call is None or not call.get("Sid"):
@@ -173,19 +207,24 @@ class ExotelClient:
         try:
             if self._session is not None:
                 return await self._send(self._session, url, form, auth)
-            async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            async with aiohttp.ClientSession(timeout=self._timeout) as session:
                 return await self._send(session, url, form, auth)
-        except (aiohttp.ClientError, TimeoutError) as e:
-            raise ExotelApiError(0, f"Exotel could not be reached: {e!r}") from e
+        except aiohttp.ClientConnectorError as e:
+            raise ExotelUnreachable(0, f"Exotel could not be reached: {e!r}") from e
+        except TimeoutError as e:
+            total = self._timeout.total
+            raise ExotelTimeout(0, f"Exotel did not answer within {total:g} s") from e
+        except aiohttp.ClientError as e:
+            raise ExotelApiError(0, f"The connection to Exotel failed mid-request: {e!r}") from e
 
-    @staticmethod
     async def _send(
+        self,
         session: aiohttp.ClientSession,
         url: str,
         form: list[tuple[str, str]],
         auth: aiohttp.BasicAuth,
     ) -> dict[str, Any]:
-        async with session.post(url, data=form, auth=auth, timeout=TIMEOUT) as response:
+        async with session.post(url, data=form, auth=auth, timeout=self._timeout) as response:
             text = await response.text()
             try:
                 body = await response.json(content_type=None)
@@ -204,3 +243,57 @@ def _error_message(body: object, text: str) -> str:
         if isinstance(exception, dict) and exception.get("Message"):
             return str(exception["Message"])
     return text[:200] or "no details"
+
+
+def refusal(exc: ExotelError) -> CallNotPlaced:
+    """The HTTP answer dial-out gives when Exotel did not place the call.
+
+    Exotel's `RestException` has an HTTP status and a message, no stable code;
+    a 400 that names a number is the callee's number at fault.
+
+    Args:
+        exc: What `ExotelClient.connect` raised.
+    """
+    if isinstance(exc, ExotelNotConfigured):
+        return CallNotPlaced(503, f"{exc} on the server")
+    if not isinstance(exc, ExotelApiError):
+        return CallNotPlaced(502, f"Exotel did not place the call: {exc}")
+    if isinstance(exc, ExotelUnreachable):
+        return CallNotPlaced(
+            503, "Exotel cannot be reached from this server", retry_after=UNREACHABLE_RETRY_SECS
+        )
+    if isinstance(exc, ExotelTimeout):
+        return CallNotPlaced(504, f"{exc.message}{MAYBE_PLACED}")
+    status, message = exc.status, exc.message
+    if status == 0:
+        return CallNotPlaced(502, f"The connection to Exotel failed mid-request{MAYBE_PLACED}")
+    if status == 400 and "number" in message.lower():
+        return CallNotPlaced(
+            422, f"Exotel cannot call this number: {message}", exotel_status=status
+        )
+    if status == 401:
+        return CallNotPlaced(
+            502,
+            "Exotel rejected this server's credentials: EXOTEL_API_KEY, EXOTEL_API_TOKEN "
+            "or EXOTEL_ACCOUNT_SID is wrong",
+            exotel_status=status,
+        )
+    if status == 403:
+        return CallNotPlaced(
+            403, f"The Exotel account may not place this call: {message}", exotel_status=status
+        )
+    if status == 429:
+        return CallNotPlaced(
+            503,
+            f"Exotel is rate-limiting this account: {message}",
+            retry_after=RATE_LIMITED_RETRY_SECS,
+            exotel_status=status,
+        )
+    if status >= 500:
+        return CallNotPlaced(
+            503,
+            f"Exotel is failing ({message})",
+            retry_after=UNREACHABLE_RETRY_SECS,
+            exotel_status=status,
+        )
+    return CallNotPlaced(502, f"Exotel refused the call: {message}", exotel_status=status)

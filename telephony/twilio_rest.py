@@ -1,10 +1,8 @@
 """Placing calls through Twilio's REST API, and what to answer when Twilio refuses.
 
 Calls are created with twilio-python's own async client against
-`TWILIO_API_BASE_URL`. Every failure becomes one exception:
-
-    CallNotPlaced       Twilio refused, or could not be reached; carries the HTTP
-                        answer to give (status, detail, Twilio's code, Retry-After)
+`TWILIO_API_BASE_URL`. Every failure becomes `telephony.placing.CallNotPlaced`:
+the HTTP answer to give (status, detail, Twilio's code, Retry-After).
 
 A `TwilioRestException` is never turned into text with `str()`: on a terminal it
 holds ANSI colour codes. Its `code`, `msg` and `status` are read instead.
@@ -14,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import aiohttp
 from loguru import logger
@@ -23,13 +20,18 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from settings import Settings
+from telephony.placing import (
+    MAYBE_PLACED,
+    RATE_LIMITED_RETRY_SECS,
+    UNREACHABLE_RETRY_SECS,
+    CallNotPlaced,
+    PlacedCall,
+)
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 # Twilio answers a create in well under a second; past this it is unreachable or overloaded.
 REQUEST_TIMEOUT_SECS = 15.0
-RATE_LIMITED_RETRY_SECS = 5
-UNREACHABLE_RETRY_SECS = 30
 
 # Twilio error codes (https://www.twilio.com/docs/api/errors) and how each is answered.
 BAD_NUMBER_CODES = frozenset({21211, 21214, 21217})  # invalid, unreachable, not a valid number
@@ -37,46 +39,6 @@ GEO_PERMISSION_CODE = 21215  # the account may not call that country
 BAD_CREDENTIALS_CODE = 20003
 RATE_LIMITED_CODE = 20429
 TWILIO_MESSAGE_PREFIX = "Unable to create record: "
-# Said when the request may have reached Twilio: a blind retry could ring the callee twice.
-MAYBE_PLACED = "; the call may have been placed anyway, so check before trying again"
-
-
-class CallNotPlaced(Exception):
-    """No call was placed; the HTTP answer that says why.
-
-    Attributes:
-        status: HTTP status to answer.
-        detail: What went wrong, for the API's caller.
-        twilio_code: Twilio's error code, when Twilio answered with one.
-        retry_after: Seconds after which trying again may work, when it may.
-    """
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        twilio_code: int | None = None,
-        retry_after: int | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.twilio_code = twilio_code
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class PlacedCall:
-    """A call Twilio accepted.
-
-    Attributes:
-        call_sid: Twilio's id for it.
-        status: Its status when created, normally `queued`.
-    """
-
-    call_sid: str
-    status: str
 
 
 def refusal(exc: TwilioException) -> CallNotPlaced:
@@ -232,7 +194,9 @@ class TwilioCalls:
             ) from None
         if not call.sid:
             raise CallNotPlaced(502, "Twilio's answer carried no call SID")
-        return PlacedCall(call_sid=call.sid, status=str(call.status or "queued"))
+        return PlacedCall(
+            call_sid=call.sid, status=str(call.status or "queued"), from_number=from_number
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP session, if one was opened."""
