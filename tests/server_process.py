@@ -76,6 +76,12 @@ class ServerProcess:
         self._process.send_signal(signal.SIGKILL)
         self._process.wait(timeout=30)
 
+    def terminate(self, within: float = 60) -> int:
+        """SIGTERM (a deploy's drain), then wait for the process to exit; its exit code."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGTERM)
+        return self._process.wait(timeout=within)
+
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
         if self._process is None or self._process.poll() is not None:

@@ -10,7 +10,15 @@ import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
-from simulate import CallsApi, PlacedCall, SimulatedCall, parse_twiml, place_dialout, synthesize
+from simulate import (
+    CallRejected,
+    CallsApi,
+    PlacedCall,
+    SimulatedCall,
+    parse_twiml,
+    place_dialout,
+    synthesize,
+)
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
 from tests.records_helpers import reading, record_when, words
 from tests.server_thread import ServerThread, free_port
@@ -127,7 +135,7 @@ async def test_a_placed_call_is_recorded_with_its_status_and_answering_machine_r
         dialout_api_key=API_KEY,
         outbound_greeting_wait_secs=0.5,
     )
-    hello = await speak("Yes this is Alice speaking.")
+    hello = await speak("I am happy to talk right now.")
     body = {"to": TO, "parameters": {"customer": "42"}, "machine_detection": "Enable"}
     async with CallsApi(twilio_api, auth_token=TEST_AUTH_TOKEN) as api:
         placed = await place_dialout(server.url, API_KEY, body, api)
@@ -165,7 +173,7 @@ async def test_a_placed_call_is_recorded_with_its_status_and_answering_machine_r
     assert record.answered_at is not None and record.ended_at is not None
     assert record.started_at <= record.answered_at <= record.ended_at
     assert [turn.role for turn in record.turns] == ["assistant", "user", "assistant"]
-    assert "alice" in words(record.turns[1].text)
+    assert {"happy", "talk"} <= words(record.turns[1].text), record.turns[1].text
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -208,3 +216,46 @@ async def test_a_stream_that_never_starts_leaves_the_ringing_call_on_record(
         {"customer": "7"},
     )
     assert record.answered_at is None and record.end_reason is None
+
+
+async def test_calls_turned_away_busy_are_recorded_as_rejected(
+    make_server: MakeServer, database_url: str
+) -> None:
+    full = make_server(database_url=database_url, max_calls=1)
+    other = make_server(database_url=database_url)
+    async with reading(database_url) as store, SimulatedCall(full.url) as holder:
+        await holder.dial()
+        await record_when(store, holder.call_sid, ready="turns", turns=1)
+
+        at_webhook = SimulatedCall(f"{full.url}/?customer=7", from_number=FROM, to_number=TO)
+        with pytest.raises(CallRejected, match="busy"):
+            await at_webhook.dial()
+        # Another replica took the webhook; the stream lands on the full one.
+        at_stream = SimulatedCall(full.url, from_number=FROM, to_number=TO)
+        twiml = await post_webhook(other, at_stream)
+        async with at_stream:
+            await at_stream.connect_stream(*parse_twiml(twiml))
+            await at_stream.wait_closed(timeout=10)
+        assert at_stream.close_code == 1013
+
+        for call in (at_webhook, at_stream):
+            record = await record_when(store, call.call_sid)
+            assert (record.end_reason, record.status) == ("rejected", "busy"), call.call_sid
+            assert (record.direction, record.from_number, record.to_number) == (
+                "inbound",
+                FROM,
+                TO,
+            )
+            assert record.answered_at is None and record.turns == []
+        assert (await record_when(store, at_webhook.call_sid)).parameters == {"customer": "7"}
+        live = await store.get_call(holder.call_sid)
+        assert live is not None and (live.status, live.end_reason) == ("in-progress", None)
+
+
+async def post_webhook(server: ServerThread, call: SimulatedCall) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{server.url}/", data=call.webhook_params()) as response,
+    ):
+        assert response.status == 200
+        return await response.text()

@@ -8,6 +8,7 @@ from pathlib import Path
 import aiohttp
 from twilio.request_validator import RequestValidator
 
+from serve import DRAIN_GOODBYE
 from simulate import SimulatedCall, parse_twiml, synthesize
 from tests.postgres import PostgresServer
 from tests.records_helpers import reading, record_when, words
@@ -96,3 +97,24 @@ async def test_webhook_on_one_replica_stream_on_another_one_record(
     assert record.answered_at is not None and record.started_at <= record.answered_at
     assert [turn.role for turn in record.turns] == ["assistant", "user", "assistant"]
     assert "replica" in words(record.turns[1].text) or "second" in words(record.turns[1].text)
+
+
+async def test_a_call_drained_on_deploy_is_recorded_as_drained(
+    database_url: str, tmp_path: Path
+) -> None:
+    hello = await speak("I would like to book a table.")
+    with ServerProcess(tmp_path, database_url=database_url, drain_timeout="0") as server:
+        async with reading(database_url) as store, SimulatedCall(server.url) as call:
+            await call.dial()
+            await record_when(store, call.call_sid, ready="turns", turns=1)
+            await call.wait_for_bot_quiet(quiet=1.0)
+            await call.say(hello)
+            await record_when(store, call.call_sid, ready="turns", turns=3)
+            exit_code = await asyncio.to_thread(server.terminate)
+            record = await record_when(store, call.call_sid)
+    assert exit_code == 0
+    assert call.closed_by == "server"
+    assert (record.end_reason, record.status) == ("drained", "completed")
+    turns = [(turn.role, turn.text) for turn in record.turns]
+    assert [role for role, _ in turns] == ["assistant", "user", "assistant", "assistant"], turns
+    assert turns[-1][1] == DRAIN_GOODBYE
