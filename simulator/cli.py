@@ -75,30 +75,20 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("EXOTEL_WS_PASSWORD"),
         help="Exotel only: its password (default: $EXOTEL_WS_PASSWORD)",
     )
-    parser.add_argument(
-        "--say",
-        dest="script",
-        action="append",
-        type=_step("say"),
-        metavar="TEXT",
-        help="speak TEXT (Piper voice); repeatable, runs in order with --wav/--dtmf",
-    )
-    parser.add_argument(
-        "--wav",
-        dest="script",
-        action="append",
-        type=_step("wav"),
-        metavar="FILE",
-        help="speak the audio of a WAV file",
-    )
-    parser.add_argument(
-        "--dtmf",
-        dest="script",
-        action="append",
-        type=_step("dtmf"),
-        metavar="DIGITS",
-        help="press keypad DIGITS",
-    )
+    # The caller's script: each step, in the order given on the command line.
+    for kind, metavar, help_text in (
+        ("say", "TEXT", "speak TEXT (Piper voice); repeatable, runs in order with --wav/--dtmf"),
+        ("wav", "FILE", "speak the audio of a WAV file"),
+        ("dtmf", "DIGITS", "press keypad DIGITS"),
+    ):
+        parser.add_argument(
+            f"--{kind}",
+            dest="script",
+            action="append",
+            type=_step(kind),
+            metavar=metavar,
+            help=help_text,
+        )
     parser.add_argument(
         "--param",
         action="append",
