@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from admission import RETRY_AFTER_SECS
-from simulate import CallRejected, SimulatedCall, synthesize
+from simulator import CallRejected, SimulatedCall, synthesize
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
 from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import QUIET, eventually, readiness

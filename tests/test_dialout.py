@@ -18,9 +18,8 @@ import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
-import simulate
 from bot import system_prompt
-from simulate import SimulatedCall, parse_twiml, read_wav, synthesize
+from simulator import SimulatedCall, cli, parse_twiml, read_wav, synthesize
 from telephony.twilio_rest import CallNotPlaced, TwilioCalls
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.fake_twilio import CALLS_PATH, FakeTwilio, RecordedRequest
@@ -664,7 +663,7 @@ def test_the_simulator_places_a_dialout_and_plays_the_callee(
     argv += ["--api-key", KEY, "--auth-token", TEST_AUTH_TOKEN, "--out", str(out)]
     argv += ["--param", "greeting=Good morning Alice, this is your pharmacy calling."]
     argv += ["--say", "Hello?", "--reply-timeout", "25", "--hangup-after", "0.5"]
-    assert simulate.main(argv) == 0, capsys.readouterr().err
+    assert cli.main(argv) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     heard = transcribe(read_wav(out))
     assert {"alice", "pharmacy"} <= words(heard), (heard, printed)
@@ -700,7 +699,7 @@ def test_the_simulator_reports_a_refused_dialout(
         dialout_api_key=KEY,
     )
     argv = ["--url", server.url, "--dialout", "--twilio-api", calls_api, "--api-key", "wrong"]
-    assert simulate.main([*argv, "--to", CALLEE]) == 1
+    assert cli.main([*argv, "--to", CALLEE]) == 1
     assert "HTTP 401" in capsys.readouterr().err
-    assert simulate.main([*argv, "--to", CALLEE, "--twilio-api", "https://api.twilio.com"]) == 1
+    assert cli.main([*argv, "--to", CALLEE, "--twilio-api", "https://api.twilio.com"]) == 1
     assert "127.0.0.1" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import pytest
 
 from dialout import DialoutRequest
 from placers import ExotelPlacer, exotel_status_token
-from simulate import ExotelCall
+from simulator import ExotelCall
 from telephony.placing import CallNotPlaced
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.fake_exotel import FakeExotel, RecordedRequest

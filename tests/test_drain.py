@@ -21,7 +21,7 @@ import pytest
 
 from admission import RETRY_AFTER_SECS
 from settings import Settings
-from simulate import CallRejected, SimulatedCall, synthesize
+from simulator import CallRejected, SimulatedCall, synthesize
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import QUIET, eventually, readiness

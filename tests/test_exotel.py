@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from starlette.datastructures import Headers
 
-import simulate
 from bot import EndReason
 from settings import Settings
-from simulate import ExotelCall, ExotelMediaStream, synthesize
+from simulator import ExotelCall, ExotelMediaStream, cli, synthesize
 from telephony import HandshakeError, Unauthorized, identify
 from telephony.access import admitted_providers, confirm
 from telephony.exotel import (
@@ -301,9 +300,9 @@ def test_the_simulator_command_line_plays_exotel(
     server = make_server(exotel_ws_username=USER, exotel_ws_password=PASSWORD)
     out = tmp_path / "reply.wav"
     base = ["--provider", "exotel", "--url", server.url, "--ws-user", USER, "--out", str(out)]
-    assert simulate.main([*base, "--ws-password", "wrong"]) == 1
+    assert cli.main([*base, "--ws-password", "wrong"]) == 1
     assert "invalid credentials" in capsys.readouterr().err
-    assert simulate.main([*base, "--ws-password", PASSWORD, "--sample-rate", "16000"]) == 0
+    assert cli.main([*base, "--ws-password", PASSWORD, "--sample-rate", "16000"]) == 0
     assert out.stat().st_size > 8000  # the greeting, as the caller heard it
     assert "protocol errors" not in capsys.readouterr().err
 

@@ -6,7 +6,7 @@ import asyncio
 import re
 from collections.abc import Callable
 
-from simulate import SimulatedCall, synthesize
+from simulator import SimulatedCall, synthesize
 from tests.conftest import MakeServer
 from tests.fake_openai import FakeOpenAI
 

@@ -13,7 +13,7 @@ import pytest
 from loguru import logger
 
 from logs import configure_logging, mask_phone_numbers
-from simulate import SimulatedCall, synthesize
+from simulator import SimulatedCall, synthesize
 from tests.conftest import TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.ops_helpers import QUIET, eventually
 

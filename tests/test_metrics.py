@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from simulate import CallRejected, SimulatedCall, synthesize
+from simulator import CallRejected, SimulatedCall, synthesize
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
 from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import QUIET, Samples, eventually, scrape, value

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
-from simulate import (
+from simulator import (
     CallRejected,
     CallsApi,
     PlacedCall,

@@ -9,7 +9,7 @@ import aiohttp
 from twilio.request_validator import RequestValidator
 
 from serve import DRAIN_GOODBYE
-from simulate import SimulatedCall, parse_twiml, synthesize
+from simulator import SimulatedCall, parse_twiml, synthesize
 from tests.postgres import PostgresServer
 from tests.records_helpers import reading, record_when, words
 from tests.server_process import ServerProcess

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from twilio.request_validator import RequestValidator
 
-from simulate import SimulatedCall, parse_twiml, synthesize
+from simulator import SimulatedCall, parse_twiml, synthesize
 from tests.conftest import TEST_AUTH_TOKEN, MakeServer
 from tests.ops_helpers import QUIET, scrape, value
 from tests.server_thread import ServerThread
