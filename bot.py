@@ -10,7 +10,7 @@ The whole pipeline runs at the call's wire rate (8 kHz for telephony): every
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -29,6 +29,7 @@ from pipecat.frames.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
+from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
@@ -144,7 +145,12 @@ class Bot:
     """The conversation of one call, from pipeline start to hang-up."""
 
     def __init__(
-        self, call: CallInfo, transport: BaseTransport, voice: VoiceStack, settings: Settings
+        self,
+        call: CallInfo,
+        transport: BaseTransport,
+        voice: VoiceStack,
+        settings: Settings,
+        observers: Sequence[BaseObserver] = (),
     ) -> None:
         """Build the call's pipeline (cheap: the heavy models are shared by `voice`).
 
@@ -153,6 +159,7 @@ class Bot:
             transport: The call's media transport.
             voice: The process's voice stack.
             settings: Server settings (prompt and greeting defaults, VAD timing).
+            observers: Watch the pipeline's frames, off its path (e.g. the call's transcript).
         """
         self.call = call
         self.end_reason: EndReason | None = None
@@ -198,6 +205,7 @@ class Bot:
             ),
             enable_rtvi=False,
             idle_timeout_secs=None,
+            observers=list(observers),
         )
 
         @transport.event_handler("on_client_connected")

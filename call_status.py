@@ -1,9 +1,9 @@
 """The latest known status of each call this server placed, fed by the providers' callbacks.
 
-Kept in memory for now; the interface is async and small so that a database can
-back it later without changing its callers.
+Kept in the call records' database (`records`), so a status callback that
+reaches another replica than the one that placed the call still finds it.
 
-    store = CallStatusStore()
+    store = CallStatusStore(call_store)
     await store.placed(call_sid, to="+1555…", from_number="+1555…", status="queued")
     await store.record(call_sid, "ringing", sequence=1)
     (await store.get(call_sid)).status  # "ringing"
@@ -11,12 +11,13 @@ back it later without changing its callers.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
-# Statuses after which Twilio sends nothing more; a late "ringing" must not undo them.
-FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+from records.models import FINAL_STATUSES, Call
+from records.store import CallStore
+
+__all__ = ["FINAL_STATUSES", "CallStatus", "CallStatusStore"]
 
 
 @dataclass(frozen=True)
@@ -47,29 +48,47 @@ class CallStatus:
     updated_at: datetime | None = None
     provider: str = "twilio"
 
+    @classmethod
+    def of(cls, call: Call) -> CallStatus:
+        """The status part of a call's record."""
+        return cls(
+            call_sid=call.sid,
+            to=call.to_number or "",
+            from_number=call.from_number or "",
+            status=call.status or "",
+            answered_by=call.answered_by,
+            duration=call.duration,
+            sequence=-1 if call.status_sequence is None else call.status_sequence,
+            updated_at=call.updated_at,
+            provider=call.provider,
+        )
+
 
 class CallStatusStore:
-    """Latest status per placed call, in memory, the oldest forgotten past `capacity`."""
+    """Latest status per placed call, in the call records' database."""
 
-    def __init__(self, capacity: int = 10_000) -> None:
-        """Start empty.
+    def __init__(self, store: CallStore) -> None:
+        """Keep statuses in `store`.
 
         Args:
-            capacity: How many calls to remember; the least recently placed go first.
+            store: The call records.
         """
-        self._capacity = capacity
-        self._calls: OrderedDict[str, CallStatus] = OrderedDict()
+        self._store = store
 
     async def placed(
         self, call_sid: str, *, to: str, from_number: str, status: str, provider: str = "twilio"
     ) -> CallStatus:
         """Remember a call this server has just created."""
-        now = datetime.now(UTC)
-        entry = CallStatus(call_sid, to, from_number, status, updated_at=now, provider=provider)
-        self._calls[call_sid] = entry
-        self._calls.move_to_end(call_sid)
-        while len(self._calls) > self._capacity:
-            self._calls.popitem(last=False)
+        await self._store.note_call(
+            call_sid,
+            provider=provider,
+            direction="outbound",
+            from_number=from_number,
+            to_number=to,
+            status=status,
+        )
+        entry = await self.get(call_sid)
+        assert entry is not None
         return entry
 
     async def record(
@@ -82,7 +101,7 @@ class CallStatusStore:
         sequence: int | None = None,
         provider: str | None = None,
     ) -> CallStatus | None:
-        """Apply one status callback to a placed call.
+        """Apply one status callback to a call on record.
 
         Callbacks can arrive out of order: one older than what is stored (by
         `sequence`), or any after a final status, changes nothing.
@@ -97,26 +116,24 @@ class CallStatusStore:
                 another one is not touched.
 
         Returns:
-            The call's status after the update, or None for a call this server did
-            not place (through `provider`).
+            The call's status after the update, or None for a call not on record
+            (through `provider`).
         """
-        current = self._calls.get(call_sid)
-        if current is None or provider not in (None, current.provider):
-            return None
-        stale = sequence is not None and sequence <= current.sequence
-        if stale or current.status in FINAL_STATUSES:
-            return current
-        updated = replace(
-            current,
-            status=status,
-            answered_by=answered_by or current.answered_by,
-            duration=duration if duration is not None else current.duration,
-            sequence=sequence if sequence is not None else current.sequence,
-            updated_at=datetime.now(UTC),
+        if provider is not None:
+            current = await self.get(call_sid)
+            if current is None or current.provider != provider:
+                return None
+        call = await self._store.update_status(
+            call_sid,
+            status,
+            answered_by=answered_by,
+            duration=duration,
+            sequence=sequence,
+            create=False,
         )
-        self._calls[call_sid] = updated
-        return updated
+        return None if call is None else CallStatus.of(call)
 
     async def get(self, call_sid: str) -> CallStatus | None:
-        """The call's latest status, or None for a call this server did not place."""
-        return self._calls.get(call_sid)
+        """The call's latest status, or None for a call not on record."""
+        call = await self._store.get_call(call_sid)
+        return None if call is None else CallStatus.of(call)

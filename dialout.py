@@ -4,7 +4,7 @@ POST /dialout           place a call (bearer key) through Twilio (default) or Ex
                         the provider streams it to /ws once answered (see `placers`)
 POST /status            Twilio's status callbacks for the calls placed (signature-checked)
 POST /exotel/status     Exotel's status callbacks (the URL's secret token is checked)
-GET  /calls/{call_sid}  the latest status of a placed call (bearer key)
+GET  /calls/{call_sid}  the call's record, with its latest status (records/api.py)
 
 Dial-out is off until `DIALOUT_API_KEY` is set: without it every request is refused.
 Everything a request carries is checked before the provider is asked for anything.
@@ -19,16 +19,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import server
 import twiml
 from admission import CapacityDep
-from call_status import CallStatus, CallStatusStore
+from api_key import ApiKeyDep
+from call_status import CallStatusStore
 from metrics import MetricsDep
 from placers import EXOTEL_STATUS_PATH, Placer, exotel_status_token, placers_for
 from settings import Settings
@@ -104,31 +104,6 @@ class DialoutAnswer(BaseModel):
     status_url: str
 
 
-class CallStatusAnswer(BaseModel):
-    """A placed call's latest status, as `GET /calls/{call_sid}` answers it."""
-
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
-
-    call_sid: str
-    status: str
-    to: str
-    from_: str = Field(alias="from")
-    answered_by: str | None
-    duration: int | None
-
-    @classmethod
-    def of(cls, entry: CallStatus) -> CallStatusAnswer:
-        """The answer for one entry of the call status store."""
-        return cls(
-            call_sid=entry.call_sid,
-            status=entry.status,
-            to=entry.to,
-            from_=entry.from_number,
-            answered_by=entry.answered_by,
-            duration=entry.duration,
-        )
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Give the app a placer per provider, and close their HTTP sessions on shutdown."""
@@ -141,7 +116,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(lifespan=lifespan)
-bearer = HTTPBearer(auto_error=False, description="DIALOUT_API_KEY")
 
 
 def get_settings(request: Request) -> Settings:
@@ -159,29 +133,6 @@ def get_placers(request: Request) -> dict[str, Placer]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CallStatusDep = Annotated[CallStatusStore, Depends(get_call_status)]
 PlacersDep = Annotated[dict[str, Placer], Depends(get_placers)]
-
-
-def require_api_key(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """Let the request through only with `Authorization: Bearer <DIALOUT_API_KEY>`.
-
-    Raises:
-        HTTPException: 401 when dial-out is off, or the key is missing or wrong.
-    """
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if settings.dialout_api_key is None:
-        raise HTTPException(
-            401, "Dial-out is off: the server has no DIALOUT_API_KEY", headers=challenge
-        )
-    expected = settings.dialout_api_key.get_secret_value().encode()
-    given = credentials.credentials.encode() if credentials else b""
-    if not secrets.compare_digest(given, expected):
-        raise HTTPException(401, "Missing or wrong API key (Authorization: Bearer …)", challenge)
-
-
-ApiKeyDep = Annotated[None, Depends(require_api_key)]
 
 
 def refused(status: int, detail: str, **extra: object) -> JSONResponse:
@@ -329,12 +280,3 @@ async def _exotel_fields(request: Request) -> dict[str, object] | None:
             return None
         return body if isinstance(body, dict) else None
     return dict(await request.form())
-
-
-@router.get("/calls/{call_sid}", name="call_status", response_model=CallStatusAnswer)
-async def read_call_status(call_sid: str, _key: ApiKeyDep, store: CallStatusDep) -> Response:
-    """The latest status of a call this server placed."""
-    entry = await store.get(call_sid)
-    if entry is None:
-        return refused(404, "No call with this SID was placed by this server")
-    return JSONResponse(CallStatusAnswer.of(entry).model_dump(by_alias=True))

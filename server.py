@@ -1,9 +1,10 @@
 """Switchboard's HTTP and websocket server: `create_app(settings)` and `main()`.
 
 POST /     Twilio's voice webhook; answers TwiML that streams the call to /ws
-POST /dialout, /status, GET /calls/{call_sid}: dial-out (see `dialout`)
+POST /dialout, /status: dial-out (see `dialout`)
 WS   /ws   the call's media stream (Twilio, or Exotel's Voicebot applet)
 GET  /healthz, /readyz, /metrics   operations (health.py, metrics.py)
+GET  /calls, /calls/{call_sid}: call records and transcripts (see `records.api`)
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ import health
 import serve
 import twiml
 from admission import Admission, AdmissionDep
-from bot import Bot
+from bot import Bot, EndReason
 from call_status import CallStatusStore
 from calls import CallRegistry
 from logs import configure_logging
 from metrics import Metrics, MetricsDep, WebhookOutcome
 from metrics import router as metrics_router
+from records.api import router as records_router
+from records.recorder import Recorder
+from records.store import CallStore
 from settings import Settings
 from telephony import (
     CallEvents,
@@ -75,10 +79,20 @@ def ws_calls(websocket: WebSocket) -> CallRegistry:
     return websocket.app.state.calls  # type: ignore[no-any-return]
 
 
+def get_records(request: Request) -> Recorder:
+    return request.app.state.records  # type: ignore[no-any-return]
+
+
+def ws_records(websocket: WebSocket) -> Recorder:
+    return websocket.app.state.records  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RecordsDep = Annotated[Recorder, Depends(get_records)]
 WsSettingsDep = Annotated[Settings, Depends(ws_settings)]
 WsVoiceDep = Annotated[VoiceStack, Depends(ws_voice)]
 WsCallsDep = Annotated[CallRegistry, Depends(ws_calls)]
+WsRecordsDep = Annotated[Recorder, Depends(ws_records)]
 
 
 def public_base(headers: Headers, scheme: str, settings: Settings) -> str:
@@ -105,6 +119,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await app.state.records.open()
         if voice is None:
             app.state.voice = await VoiceStack.load(settings)
         elif isinstance(voice, VoiceStack):
@@ -112,20 +127,30 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         else:
             app.state.voice = voice
         yield
+        await app.state.records.close()
 
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
     app.state.calls = CallRegistry()
-    app.state.call_status = CallStatusStore()
+    app.state.records = Recorder(
+        CallStore(settings.database_url.get_secret_value()),
+        transcripts=settings.store_transcripts,
+    )
+    app.state.call_status = CallStatusStore(app.state.records.store)
     app.state.admission = Admission(settings.max_calls)
     app.state.metrics = Metrics(live_calls=app.state.calls.__len__)
     health.install(app)
     app.include_router(metrics_router)
     app.include_router(dialout.router)
+    app.include_router(records_router)
 
     @app.post("/")
     async def voice_webhook(
-        request: Request, settings: SettingsDep, admission: AdmissionDep, metrics: MetricsDep
+        request: Request,
+        settings: SettingsDep,
+        admission: AdmissionDep,
+        metrics: MetricsDep,
+        records: RecordsDep,
     ) -> Response:
         form = await request.form()
         base = public_base(request.headers, request.url.scheme, settings)
@@ -139,18 +164,25 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                 return Response("invalid signature", status_code=403, media_type="text/plain")
         call_sid = str(form.get("CallSid", ""))
         with logger.contextualize(call_sid=call_sid or "-"):
+            custom = {k: v for k, v in request.query_params.items() if k not in twiml.RESERVED}
+            caller, called = str(form.get("From", "")), str(form.get("To", ""))
             if (refusal := admission.refusal) is not None:
                 logger.warning(f"Incoming call rejected busy: {refusal}")
                 metrics.webhook(WebhookOutcome.REJECTED)
+                if call_sid:
+                    records.rejected(
+                        call_sid, from_number=caller, to_number=called, parameters=custom
+                    )
                 return Response(twiml.reject_busy(), media_type=TWIML)
-            parameters = {k: v for k, v in request.query_params.items() if k not in twiml.RESERVED}
-            parameters |= {
-                "from_number": str(form.get("From", "")),
-                "to_number": str(form.get("To", "")),
+            parameters = custom | {
+                "from_number": caller,
+                "to_number": called,
                 "direction": "inbound",
             }
             logger.info("Incoming call: streaming it to /ws")
             metrics.webhook(WebhookOutcome.CONNECTED)
+            if call_sid:
+                records.incoming(call_sid, from_number=caller, to_number=called, parameters=custom)
             body = twiml.connect_stream(twiml.stream_url(base), parameters)
         return Response(body, media_type=TWIML)
 
@@ -162,6 +194,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         calls: WsCallsDep,
         admission: AdmissionDep,
         metrics: MetricsDep,
+        records: WsRecordsDep,
     ) -> None:
         await websocket.accept()
         accepted_at = time.monotonic()
@@ -185,9 +218,18 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                 # Twilio may open the stream on another replica than took the webhook.
                 logger.warning(f"Media stream refused: {admission.refusal}")
                 metrics.call_rejected(call.direction)
+                records.rejected(
+                    call.call_sid,
+                    provider=call.provider,
+                    direction=call.direction,
+                    from_number=call.from_number,
+                    to_number=call.to_number,
+                    parameters=call.parameters,
+                )
                 await websocket.close(WS_TRY_AGAIN_LATER, f"busy: {admission.refusal}")
                 return
             events = CallEvents()
+            recording = records.recording(call)
             try:
                 transport = FastAPIWebsocketTransport(
                     websocket,
@@ -200,10 +242,11 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                         **transport_options(call),
                     ),
                 )
-                bot = Bot(call, transport, voice, settings)
+                bot = Bot(call, transport, voice, settings, observers=recording.observers)
                 metrics.watch(bot.worker, call.direction, accepted_at)
             except Exception:
                 logger.exception("Could not set the call up")
+                await recording.end(EndReason.ERROR)
                 await websocket.close(WS_INTERNAL_ERROR, "the server could not set the call up")
                 return
             events.on_stop(bot.caller_left)
@@ -212,10 +255,12 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
                 f"Call started ({call.provider}, {call.direction}, "
                 f"from {call.from_number} to {call.to_number})"
             )
+            reason = EndReason.ERROR
             try:
                 reason = await bot.run()
             finally:
                 calls.remove(bot)
+                await recording.end(reason)
             logger.info(f"Call ended: {reason}")
             metrics.call_ended(call.direction, reason, time.monotonic() - accepted_at)
 

@@ -48,6 +48,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "When the caller wants to end the call, say goodbye and call the end_call tool."
 )
 DEFAULT_GREETING = "Hello! How can I help you today?"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/switchboard.db"
 # A dial-out destination prefix: "+" and 1 to 15 digits.
 DIALOUT_PREFIX = re.compile(r"\+[0-9]{1,15}")
 MIN_DIALOUT_KEY_LENGTH = 16
@@ -98,6 +99,10 @@ class Settings(BaseSettings):
     dialout_api_key: SecretStr | None = None
     dialout_allowed_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Call records: SQLite under ./data unless DATABASE_URL names a PostgreSQL server.
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    store_transcripts: bool = True
+
     # Exotel: who may open /ws as Exotel's Voicebot applet, and the REST API for dial-out.
     exotel_ws_username: str | None = None
     exotel_ws_password: SecretStr | None = None
@@ -131,6 +136,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [p.strip() for p in value.split(",") if p.strip()]
         return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _async_database_url(cls, value: object) -> object:
+        from records.database import async_database_url
+
+        if value in ("", None):
+            return DEFAULT_DATABASE_URL
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return async_database_url(str(value)) if isinstance(value, str) else value
 
     @field_validator("exotel_allowed_ips", "exotel_trusted_proxies", mode="before")
     @classmethod

@@ -424,14 +424,14 @@ async def test_status_callbacks_keep_each_placed_calls_latest_status(
     assert (await latest())["status"] == "in-progress"
 
     assert await post_status(server, callback(sid, "completed", 3, CallDuration="42")) == 204
-    assert await latest() == {
+    assert (await latest()).items() >= {
         "call_sid": sid,
         "status": "completed",
         "to": CALLEE,
         "from": OUR_NUMBER,
         "answered_by": "human",
         "duration": 42,
-    }
+    }.items()
 
 
 async def test_status_of_calls_this_server_did_not_place(
@@ -674,17 +674,18 @@ def test_the_simulator_places_a_dialout_and_plays_the_callee(
         status, _, body = await request("GET", f"{server.url}/calls/{call_sid}", headers=AUTH)
         return status, body
 
-    assert asyncio.run(latest()) == (
-        200,
-        {
-            "call_sid": call_sid,
-            "status": "completed",  # the simulator sent Twilio's signed status callbacks
-            "to": CALLEE,
-            "from": OUR_NUMBER,
-            "answered_by": None,
-            "duration": None,
-        },
-    )
+    status, record = asyncio.run(latest())
+    assert status == 200
+    expected = {
+        "call_sid": call_sid,
+        "status": "completed",  # the simulator sent Twilio's signed status callbacks
+        "to": CALLEE,
+        "from": OUR_NUMBER,
+        "answered_by": None,
+        "duration": None,
+    }
+    # The call's record holds more (times, transcript); the status part is this.
+    assert record.items() >= expected.items()
 
 
 def test_the_simulator_reports_a_refused_dialout(
