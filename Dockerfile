@@ -4,7 +4,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LOGURU_AUTOINIT=false
 
 # libgomp1: OpenMP runtime that CTranslate2 (Whisper) and ONNX Runtime link against.
 RUN apt-get update \
@@ -22,6 +23,8 @@ RUN mkdir -p /app/data && chown switchboard:switchboard /app/data
 USER switchboard
 
 EXPOSE 8000
+# Live calls drain for up to DRAIN_TIMEOUT (300 s) on SIGTERM: give `docker stop -t` at least 345.
+STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 

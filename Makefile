@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit simulate bench clean
+.PHONY: install postgres run test lint unit simulate export bench clean
 
 # Rebuild the virtualenv when it is missing or a requirements file changed.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -16,6 +16,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+# The tests start a PostgreSQL server of their own; this installs it when missing.
+postgres:
+	scripts/ensure-postgres.sh
+
 run: install
 	$(PY) server.py
 
@@ -24,7 +28,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-unit: install
+unit: install postgres
 	$(PY) -m pytest
 
 test: lint unit
@@ -36,6 +40,12 @@ simulate: install
 # minutes; BENCH_QUICK=1 for a quick run). Writes bench/results/latest.json and a plot.
 bench: install
 	$(PY) -m bench.run
+
+# Call records to a file: `make export FORMAT=json OUT=calls.json` (DATABASE_URL from .env).
+FORMAT ?= csv
+OUT ?= calls.$(FORMAT)
+export: install
+	$(PY) -m records.export --format $(FORMAT) --output $(OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,16 +10,26 @@ The whole pipeline runs at the call's wire rate (8 kHz for telephony): every
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from enum import StrEnum
 from typing import Any
 
 from loguru import logger
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
     EndWorkerFrame,
+    Frame,
     FunctionCallResultProperties,
+    LLMContextFrame,
+    StartFrame,
     TTSSpeakFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
 )
+from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -27,7 +37,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
-from pipecat.processors.frame_processor import FrameDirection
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
@@ -51,14 +61,12 @@ from voice.echo import GREETING as ECHO_GREETING
 # After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
 USER_PAUSE_SECS = 0.4
 
-END_CALL_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "end_call",
-        "description": "Say goodbye and hang up, when the caller wants to end the call.",
-        "parameters": {"type": "object", "properties": {}},
-    },
-}
+END_CALL_TOOL = FunctionSchema(
+    name="end_call",
+    description="Say goodbye and hang up, when the caller wants to end the call.",
+    properties={},
+    required=[],
+)
 
 
 class EndReason(StrEnum):
@@ -87,11 +95,67 @@ def greeting(call: CallInfo, voice: VoiceStack, settings: Settings) -> str:
     return ECHO_GREETING if voice.is_agent_echo else settings.greeting
 
 
+class CalleeFirst(FrameProcessor):
+    """On a call we placed, the callee speaks first ("Hello?"); the greeting answers them.
+
+    Sits between the user aggregator and the agent. The greeting is said when the
+    callee's first turn ends (that turn goes no further), or after `wait_secs` if
+    they stay silent; if they are mid-sentence then, once they stop.
+    """
+
+    def __init__(self, greeting: str, wait_secs: float) -> None:
+        """Greet with `greeting` after the callee's first turn, or `wait_secs` of silence."""
+        super().__init__()
+        self._greeting = greeting
+        self._wait_secs = wait_secs
+        self._greeted = self._overdue = self._speaking = False
+        self._turn_before_greeting = False  # its context frame is answered by the greeting
+        self._timer: asyncio.Task[None] | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Hold back the callee's first turn and greet in its place."""
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            self._timer = self.create_task(self._greet_unless_speaking())
+        elif isinstance(frame, (EndFrame, CancelFrame)) and self._timer is not None:
+            await self.cancel_task(self._timer)
+        elif isinstance(frame, UserStartedSpeakingFrame):
+            self._speaking = True
+            self._turn_before_greeting = not self._greeted
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            self._speaking = False
+            if self._overdue:
+                await self._greet()
+        elif isinstance(frame, LLMContextFrame) and (
+            not self._greeted or self._turn_before_greeting
+        ):
+            self._turn_before_greeting = False
+            await self._greet()
+            return
+        await self.push_frame(frame, direction)
+
+    async def _greet_unless_speaking(self) -> None:
+        await asyncio.sleep(self._wait_secs)
+        self._overdue = True
+        if not self._speaking:
+            await self._greet()
+
+    async def _greet(self) -> None:
+        if not self._greeted:
+            self._greeted = True
+            await self.push_frame(TTSSpeakFrame(self._greeting))
+
+
 class Bot:
     """The conversation of one call, from pipeline start to hang-up."""
 
     def __init__(
-        self, call: CallInfo, transport: BaseTransport, voice: VoiceStack, settings: Settings
+        self,
+        call: CallInfo,
+        transport: BaseTransport,
+        voice: VoiceStack,
+        settings: Settings,
+        observers: Sequence[BaseObserver] = (),
     ) -> None:
         """Build the call's pipeline (cheap: the heavy models are shared by `voice`).
 
@@ -100,6 +164,7 @@ class Bot:
             transport: The call's media transport.
             voice: The process's voice stack.
             settings: Server settings (prompt and greeting defaults, VAD timing).
+            observers: Watch the pipeline's frames, off its path (e.g. the call's transcript).
         """
         self.call = call
         self.end_reason: EndReason | None = None
@@ -107,12 +172,10 @@ class Bot:
         self._greeting = greeting(call, voice, settings)
         self._tasks: set[asyncio.Task[None]] = set()
 
-        context = LLMContext(
-            messages=[{"role": "system", "content": system_prompt(call, settings)}]
-        )
-        agent = voice.agent()
+        context = LLMContext()
+        agent = voice.agent(system_prompt(call, settings))
         if isinstance(agent, LLMService):
-            context.set_tools([END_CALL_TOOL])  # type: ignore[list-item]
+            context.set_tools(ToolsSchema(standard_tools=[END_CALL_TOOL]))
             agent.register_function("end_call", self._end_call_tool)
         vad = voice.vad()
         if isinstance(transport, TelephonyTransport):
@@ -133,6 +196,11 @@ class Bot:
                 InlineDTMFAggregator(timeout=1.0),
                 aggregators.user(),
                 caller_audio_end(),
+                *(
+                    [CalleeFirst(self._greeting, settings.outbound_greeting_wait_secs)]
+                    if call.outbound
+                    else []
+                ),
                 agent,
                 voice.tts(),
                 transport.output(),
@@ -148,13 +216,12 @@ class Bot:
             enable_rtvi=False,
             enable_turn_tracking=False,
             idle_timeout_secs=None,
+            observers=list(observers),
         )
 
         @transport.event_handler("on_client_connected")
         async def _greet(_transport: BaseTransport, _ws: object) -> None:
-            if call.outbound:
-                self._spawn(self._greet_after_callee())
-            else:
+            if not call.outbound:  # on a call we placed, CalleeFirst greets
                 await self.worker.queue_frame(TTSSpeakFrame(self._greeting))
 
         @transport.event_handler("on_client_disconnected")
@@ -191,11 +258,6 @@ class Bot:
         if self.end_reason is None:
             self.end_reason = reason
         await self.worker.queue_frames([TTSSpeakFrame(text), EndWorkerFrame(reason=reason)])
-
-    async def _greet_after_callee(self) -> None:
-        # On a call we placed, the callee answers with "hello?": let them speak first.
-        await asyncio.sleep(self._settings.outbound_greeting_wait_secs)
-        await self.worker.queue_frame(TTSSpeakFrame(self._greeting))
 
     async def _end_call_tool(self, params: FunctionCallParams) -> None:
         await params.result_callback(

@@ -6,7 +6,9 @@ never appear in a log line or a repr.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Self
 
 from pydantic import (
@@ -46,6 +48,10 @@ DEFAULT_SYSTEM_PROMPT = (
     "When the caller wants to end the call, say goodbye and call the end_call tool."
 )
 DEFAULT_GREETING = "Hello! How can I help you today?"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/switchboard.db"
+# A dial-out destination prefix: "+" and 1 to 15 digits.
+DIALOUT_PREFIX = re.compile(r"\+[0-9]{1,15}")
+MIN_DIALOUT_KEY_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -96,12 +102,88 @@ class Settings(BaseSettings):
     dialout_api_key: SecretStr | None = None
     dialout_allowed_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Call records: SQLite under ./data unless DATABASE_URL names a PostgreSQL server.
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    store_transcripts: bool = True
+
+    # Exotel: who may open /ws as Exotel's Voicebot applet, and the REST API for dial-out.
+    exotel_ws_username: str | None = None
+    exotel_ws_password: SecretStr | None = None
+    exotel_allowed_ips: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
+    exotel_trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
+    exotel_api_key: str | None = None
+    exotel_api_token: SecretStr | None = None
+    exotel_account_sid: str | None = None
+    exotel_caller_id: str | None = None
+    exotel_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.in.exotel.com")
+
+    # Operations: admission control and graceful drain (see admission.py, serve.py).
+    max_calls: int = Field(20, ge=1)
+    drain_timeout: float = Field(300.0, ge=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        levels = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+        if value.upper() not in levels:
+            raise ValueError(f"must be one of {', '.join(levels)}")
+        return value.upper()
+
     @field_validator("dialout_allowed_prefixes", mode="before")
     @classmethod
     def _split_prefixes(cls, value: object) -> object:
         if isinstance(value, str):
             return [p.strip() for p in value.split(",") if p.strip()]
         return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _async_database_url(cls, value: object) -> object:
+        from records.database import async_database_url
+
+        if value in ("", None):
+            return DEFAULT_DATABASE_URL
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return async_database_url(str(value)) if isinstance(value, str) else value
+
+    @field_validator("exotel_allowed_ips", "exotel_trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        # A bare address is a network of one: "203.0.113.7" means 203.0.113.7/32.
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("dialout_allowed_prefixes")
+    @classmethod
+    def _prefixes_are_numbers(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not DIALOUT_PREFIX.fullmatch(prefix):
+                raise ValueError(f"{prefix!r} is not a number prefix like +1 or +4420")
+        return value
+
+    @model_validator(mode="after")
+    def _dialout_is_safe(self) -> Self:
+        key = self.dialout_api_key
+        if key is None:
+            return self
+        if len(key.get_secret_value()) < MIN_DIALOUT_KEY_LENGTH:
+            raise ValueError(
+                f"DIALOUT_API_KEY must be at least {MIN_DIALOUT_KEY_LENGTH} characters "
+                "(e.g. `openssl rand -hex 32`)"
+            )
+        if not (self.can_hang_up or self.can_dial_exotel):
+            raise ValueError(
+                "DIALOUT_API_KEY is set: dial-out also needs Twilio's TWILIO_ACCOUNT_SID "
+                "and TWILIO_AUTH_TOKEN, or Exotel's EXOTEL_API_KEY, EXOTEL_API_TOKEN, "
+                "EXOTEL_ACCOUNT_SID and EXOTEL_CALLER_ID"
+            )
+        return self
 
     @field_validator(
         "twilio_account_sid",
@@ -111,6 +193,12 @@ class Settings(BaseSettings):
         "openai_api_key",
         "cartesia_api_key",
         "dialout_api_key",
+        "exotel_ws_username",
+        "exotel_ws_password",
+        "exotel_api_key",
+        "exotel_api_token",
+        "exotel_account_sid",
+        "exotel_caller_id",
         "public_url",
         "openai_base_url",
         "stt",
@@ -129,6 +217,12 @@ class Settings(BaseSettings):
         if value is not None and not (value.startswith("AC") and len(value) == 34):
             raise ValueError("must look like AC followed by 32 hex characters")
         return value
+
+    @model_validator(mode="after")
+    def _exotel_credentials_in_pairs(self) -> Self:
+        if (self.exotel_ws_username is None) != (self.exotel_ws_password is None):
+            raise ValueError("set both EXOTEL_WS_USERNAME and EXOTEL_WS_PASSWORD, or neither")
+        return self
 
     @model_validator(mode="after")
     def _choose_services(self) -> Self:
@@ -162,3 +256,18 @@ class Settings(BaseSettings):
     def can_hang_up(self) -> bool:
         """Whether the server holds the credentials to end calls through Twilio's REST API."""
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def exotel_authenticates(self) -> bool:
+        """Whether Exotel streams on /ws need Basic credentials or an allowed address."""
+        return self.exotel_ws_username is not None or bool(self.exotel_allowed_ips)
+
+    @property
+    def can_dial_exotel(self) -> bool:
+        """Whether the server holds what Exotel's connect API needs to place calls."""
+        return bool(
+            self.exotel_api_key
+            and self.exotel_api_token
+            and self.exotel_account_sid
+            and self.exotel_caller_id
+        )

@@ -36,16 +36,15 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import uvloop
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from simulate import (
-    AUDIBLE_PEAK,
+from simulator import (
     FRAME_SECONDS,
     SAMPLE_RATE,
     TwilioMediaStream,
+    is_audible,
     new_sid,
     read_wav,
     ulaw_to_pcm,
@@ -239,8 +238,7 @@ class Call:
 
 
 def _audible(payload: str) -> bool:
-    pcm = np.frombuffer(ulaw_to_pcm(base64.b64decode(payload)), dtype="<i2")
-    return pcm.size > 0 and int(np.abs(pcm.astype(np.int32)).max()) > AUDIBLE_PEAK
+    return is_audible(ulaw_to_pcm(base64.b64decode(payload)))
 
 
 def cpu_seconds(pid: int | str = "self") -> float:

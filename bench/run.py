@@ -99,6 +99,7 @@ def plan(mode: str, workdir: Path) -> Plan:
     cores = sorted(os.sched_getaffinity(0))
     server_core, loadgen_core = cores[0], cores[-1]
     clip = str(workdir / "clip.wav")
+    data = ["--data", str(workdir)]
     python = sys.executable
     both = VAD_STOP_SECS + USER_PAUSE_SECS
     steps_by_mode: dict[str, dict[str, tuple[int, ...]]] = {
@@ -120,7 +121,7 @@ def plan(mode: str, workdir: Path) -> Plan:
     servers = [
         Server(
             "switchboard",
-            [python, "-m", "bench.serve", "--profile", "bench", "--clip", clip],
+            [python, "-m", "bench.switchboard", "--profile", "bench", "--clip", clip, *data],
             both,
         ),
         Server(
@@ -134,7 +135,7 @@ def plan(mode: str, workdir: Path) -> Plan:
         # Whisper's own transcription counts as overhead here: allow for it.
         Server(
             "offline",
-            [python, "-m", "bench.serve", "--profile", "offline"],
+            [python, "-m", "bench.switchboard", "--profile", "offline", *data],
             both,
             latency_limit_ms=750.0,
             burst=False,
@@ -168,7 +169,7 @@ def trim_silence(pcm: bytes, threshold: int = 200) -> bytes:
 def prepare_audio(workdir: Path) -> dict[str, float]:
     """Synthesize, once, the caller's utterance and the bench TTS clip (Piper, 8 kHz)."""
     from bench.services import ANSWER, TRANSCRIPT
-    from simulate import synthesize, write_wav
+    from simulator import synthesize, write_wav
 
     caller = trim_silence(synthesize(TRANSCRIPT))
     clip = trim_silence(synthesize(ANSWER))

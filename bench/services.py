@@ -146,8 +146,8 @@ class BenchVoiceStack(VoiceStack):
         """A call's instant STT."""
         return BenchSTT()
 
-    def agent(self) -> FrameProcessor:
-        """A call's instant LLM."""
+    def agent(self, instructions: str = "") -> FrameProcessor:
+        """A call's instant LLM (it follows no instructions)."""
         return BenchLLM()
 
     def tts(self) -> FrameProcessor:

@@ -1,8 +1,9 @@
 """Errors raised while a telephony media stream is set up.
 
 TelephonyError
-├── HandshakeError      the stream did not begin with a usable `start` message
-└── UnknownProviderError  a `start` message no provider recognises
+├── HandshakeError            the stream did not begin with a usable `start` message
+│   └── UnknownProviderError  a `start` message no provider recognises
+└── Unauthorized              the upgrade's credentials do not admit the stream
 """
 
 
@@ -16,3 +17,7 @@ class HandshakeError(TelephonyError):
 
 class UnknownProviderError(HandshakeError):
     """A `start` message that no provider module recognises."""
+
+
+class Unauthorized(TelephonyError):
+    """The upgrade's credentials (signature, Basic auth, address) do not admit the stream."""

@@ -1,10 +1,11 @@
-"""Shared fixtures: the process's voice stack, real servers on loopback, Whisper to listen."""
+"""Shared fixtures: the voice stack, real servers on loopback, Whisper to listen, databases."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from loguru import logger
 
 from server import create_app
 from settings import Settings
+from tests.postgres import PostgresServer
 from tests.server_thread import ServerThread
 from voice import VoiceStack
 
@@ -39,11 +41,15 @@ def voice_stack() -> VoiceStack:
 
 
 @pytest.fixture
-def make_server(voice_stack: VoiceStack) -> Iterator[MakeServer]:
-    """Start real servers on 127.0.0.1 with the given settings; all stop after the test."""
+def make_server(voice_stack: VoiceStack, tmp_path: Path) -> Iterator[MakeServer]:
+    """Start real servers on 127.0.0.1 with the given settings; all stop after the test.
+
+    Their call records go to a SQLite file of the test's own unless `database_url` is given.
+    """
     servers: list[ServerThread] = []
 
     def make(**overrides: Any) -> ServerThread:
+        overrides.setdefault("database_url", f"sqlite:///{tmp_path / 'switchboard.db'}")
         server = ServerThread(create_app(offline_settings(**overrides), voice=voice_stack))
         servers.append(server.start())
         return server
@@ -64,3 +70,19 @@ def transcribe(voice_stack: VoiceStack) -> Callable[[bytes], str]:
         return " ".join(segment.text.strip() for segment in segments)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throw-away PostgreSQL server for the whole test session."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind call records support, one per test."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database()

@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from simulate import SimulatedCall, synthesize
+from simulator import SimulatedCall, synthesize
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
 from tests.fake_twilio import FakeTwilio
 from tests.server_thread import ServerThread

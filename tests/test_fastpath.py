@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
@@ -27,7 +29,7 @@ def caller_audio() -> InputAudioRawFrame:
     return InputAudioRawFrame(audio=PACKET, sample_rate=8000, num_channels=1)
 
 
-def names(frames: list[Frame]) -> list[str]:
+def names(frames: Sequence[Frame]) -> list[str]:
     return [type(frame).__name__ for frame in frames]
 
 

@@ -19,7 +19,9 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from websockets.asyncio.server import ServerConnection, serve
 
-from simulate import (
+import simulate
+import simulator
+from simulator import (
     CallRejected,
     SimulatedCall,
     WebhookError,
@@ -341,6 +343,20 @@ def test_reply_starts_skip_bot_audio_that_runs_on() -> None:
     call._clear_times = [20.5]
     assert call.reply_starts() == [10.6, 20.9, None]
     assert call.reply_latencies() == pytest.approx([0.6, 0.9])
+
+
+# -- The command line entry point ---------------------------------------------------------
+
+
+def test_simulate_py_still_offers_the_whole_public_api() -> None:
+    """Code on other branches imports from the top-level ``simulate`` module."""
+    missing = [
+        name
+        for name in simulator.__all__
+        if getattr(simulate, name, None) is not getattr(simulator, name)
+    ]
+    assert not missing
+    assert simulate.main is simulator.cli.main
 
 
 # -- The fake Twilio REST API -----------------------------------------------------------

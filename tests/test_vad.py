@@ -11,7 +11,7 @@ import pytest
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
-from simulate import synthesize
+from simulator import synthesize
 from voice.offline import load_silero
 from voice.vad import FastSileroVAD
 

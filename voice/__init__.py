@@ -7,7 +7,7 @@ its methods then build each call's own light services around it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loguru import logger
@@ -42,6 +42,10 @@ class VoiceStack:
         logger.info(f"Voice services: stt={settings.stt} llm={settings.llm} tts={settings.tts}")
         return stack
 
+    def for_settings(self, settings: Settings) -> VoiceStack:
+        """The same loaded models, choosing services by other settings (an app of its own)."""
+        return replace(self, settings=settings)
+
     @property
     def is_agent_echo(self) -> bool:
         """Whether the agent is the offline echo agent rather than an LLM."""
@@ -61,10 +65,10 @@ class VoiceStack:
 
         return SharedWhisperSTT(self.whisper)
 
-    def agent(self) -> FrameProcessor:
-        """A call's agent: the LLM service, or the echo agent."""
+    def agent(self, instructions: str) -> FrameProcessor:
+        """A call's agent: the LLM service with the call's system prompt, or the echo agent."""
         if self.settings.llm is LLMChoice.OPENAI:
-            return cloud.openai_llm(self.settings)
+            return cloud.openai_llm(self.settings, instructions)
         return EchoAgent()
 
     def tts(self) -> FrameProcessor:

@@ -15,14 +15,16 @@ def deepgram_stt(settings: Settings) -> DeepgramSTTService:
     return DeepgramSTTService(api_key=settings.deepgram_api_key.get_secret_value())
 
 
-def openai_llm(settings: Settings) -> OpenAILLMService:
+def openai_llm(settings: Settings, instructions: str) -> OpenAILLMService:
     """OpenAI, or any OpenAI-compatible server when `OPENAI_BASE_URL` is set (Ollama, vLLM)."""
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
     base_url = str(settings.openai_base_url) if settings.openai_base_url else None
     return OpenAILLMService(
         api_key=key,
         base_url=base_url,
-        settings=OpenAILLMService.Settings(model=settings.openai_model),
+        settings=OpenAILLMService.Settings(
+            model=settings.openai_model, system_instruction=instructions
+        ),
     )
 
 

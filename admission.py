@@ -1,0 +1,127 @@
+"""Admission control: whether this process takes one more call.
+
+A process holds at most `MAX_CALLS` calls, and none new while it drains for a
+restart. The webhook only asks (`refusal`): Twilio may open the media stream on
+another replica, so no slot is held between the two. The media stream takes a
+slot (`admit`) and keeps it until the call ends.
+
+At capacity or while draining, the webhook answers `<Reject reason="busy"/>`,
+the media stream closes with 1013 (try again later) and `/dialout` answers 503
+with `Retry-After` (`require_capacity`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from starlette.requests import HTTPConnection
+
+# A load balancer, or a dial-out client, should try again (elsewhere) after this long.
+RETRY_AFTER_SECS = 10
+
+
+class Refusal(StrEnum):
+    """Why a new call is refused."""
+
+    DRAINING = "draining"
+    AT_CAPACITY = "at capacity"
+
+
+class Admission:
+    """The calls this process holds against `max_calls`, and whether it is draining."""
+
+    def __init__(self, max_calls: int) -> None:
+        """Admit up to `max_calls` calls at once."""
+        self.max_calls = max_calls
+        self.draining = False
+        self._live = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def live(self) -> int:
+        """How many calls hold a slot now (their media stream is open)."""
+        return self._live
+
+    @property
+    def at_capacity(self) -> bool:
+        """Whether every slot is taken."""
+        return self._live >= self.max_calls
+
+    @property
+    def refusal(self) -> Refusal | None:
+        """Why a new call would be refused now, or None when it would be taken."""
+        if self.draining:
+            return Refusal.DRAINING
+        if self.at_capacity:
+            return Refusal.AT_CAPACITY
+        return None
+
+    def try_admit(self) -> bool:
+        """Take a slot for a new call, unless `refusal` says no; `release` gives it back."""
+        if self.refusal is not None:
+            return False
+        self._live += 1
+        self._idle.clear()
+        return True
+
+    def release(self) -> None:
+        """Give back the slot of a call that ended."""
+        self._live -= 1
+        if self._live <= 0:
+            self._live = 0
+            self._idle.set()
+
+    @contextmanager
+    def admit(self) -> Iterator[bool]:
+        """Hold a slot for the body of a `with` block, if one is free; yields whether it is."""
+        admitted = self.try_admit()
+        try:
+            yield admitted
+        finally:
+            if admitted:
+                self.release()
+
+    def start_draining(self) -> None:
+        """Refuse every new call from now on; live calls go on."""
+        self.draining = True
+
+    async def wait_idle(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait up to `timeout` seconds for every call to end; return whether they did."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+def admission_of(connection: HTTPConnection) -> Admission:
+    """The app's `Admission`, for a request or a websocket."""
+    return connection.app.state.admission  # type: ignore[no-any-return]
+
+
+AdmissionDep = Annotated[Admission, Depends(admission_of)]
+
+
+def require_capacity(admission: AdmissionDep) -> None:
+    """A route dependency that answers 503 with `Retry-After` when no call can be taken.
+
+    Raises:
+        HTTPException: 503 while draining or at capacity.
+    """
+    if (refusal := admission.refusal) is not None:
+        raise HTTPException(
+            status_code=503,
+            detail=f"this server takes no new calls now: {refusal}",
+            headers={"Retry-After": str(RETRY_AFTER_SECS)},
+        )
+
+
+# For a route that would start a call: `_capacity: CapacityDep` (after its auth).
+CapacityDep = Annotated[None, Depends(require_capacity)]

@@ -1,0 +1,282 @@
+"""Dial-out: the server places a phone call that connects the callee to the bot.
+
+POST /dialout           place a call (bearer key) through Twilio (default) or Exotel;
+                        the provider streams it to /ws once answered (see `placers`)
+POST /status            Twilio's status callbacks for the calls placed (signature-checked)
+POST /exotel/status     Exotel's status callbacks (the URL's secret token is checked)
+GET  /calls/{call_sid}  the call's record, with its latest status (records/api.py)
+
+Dial-out is off until `DIALOUT_API_KEY` is set: without it every request is refused.
+Everything a request carries is checked before the provider is asked for anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from loguru import logger
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+import server
+import twiml
+from admission import CapacityDep
+from api_key import ApiKeyDep
+from call_status import CallStatusStore
+from metrics import MetricsDep
+from placers import EXOTEL_STATUS_PATH, Placer, exotel_status_token, placers_for
+from settings import Settings
+from telephony.placing import CallNotPlaced
+from telephony.twilio import signature_is_valid
+
+# E.164, ASCII digits only (a Unicode-aware \d would let other scripts' digits through).
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+# XML 1.0 cannot carry these characters at all, escaped or not.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+MAX_PARAMETERS = 32
+MAX_PARAMETER_VALUE = 1000
+
+
+class DialoutRequest(BaseModel):
+    """The body of `POST /dialout`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    provider: str = Field("twilio", description="Who places the call: twilio or exotel.")
+    to: str = Field(description="The number to call, E.164, e.g. +15551234567.")
+    from_: str | None = Field(
+        None,
+        alias="from",
+        description="Caller id, E.164; default TWILIO_PHONE_NUMBER (EXOTEL_CALLER_ID).",
+    )
+    parameters: dict[str, str] = Field(
+        default_factory=dict,
+        description="Data for the bot (customer id, campaign, `greeting`, `system_prompt`).",
+    )
+    machine_detection: Literal["Enable", "DetectMessageEnd"] | None = None
+    timeout: int | None = Field(None, ge=5, le=600, description="Seconds to let it ring.")
+    time_limit: int | None = Field(None, ge=1, le=14400, description="Longest call, seconds.")
+    record: bool | None = None
+
+    @field_validator("to", "from_")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None and not E164.fullmatch(value):
+            raise ValueError(f"{value!r} is not an E.164 number like +15551234567")
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _sane_parameters(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_PARAMETERS:
+            raise ValueError(f"at most {MAX_PARAMETERS} parameters")
+        for name, text in value.items():
+            if not PARAMETER_NAME.fullmatch(name):
+                raise ValueError(
+                    f"parameter name {name[:80]!r} must be 1-64 letters, digits, '_', '.' "
+                    "or '-', starting with a letter"
+                )
+            if name in twiml.RESERVED:
+                raise ValueError(f"parameter name {name!r} is reserved for the server")
+            if len(text) > MAX_PARAMETER_VALUE:
+                raise ValueError(f"parameter {name!r} is over {MAX_PARAMETER_VALUE} characters")
+            if NOT_XML.search(text):
+                raise ValueError(f"parameter {name!r} holds control characters")
+        return value
+
+
+class DialoutAnswer(BaseModel):
+    """The answer to a placed call."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    call_sid: str
+    status: str
+    to: str
+    from_: str = Field(alias="from")
+    status_url: str
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Give the app a placer per provider, and close their HTTP sessions on shutdown."""
+    app.state.placers = placers_for(app.state.settings)
+    try:
+        yield
+    finally:
+        for placer in app.state.placers.values():
+            await placer.aclose()
+
+
+router = APIRouter(lifespan=lifespan)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_call_status(request: Request) -> CallStatusStore:
+    return request.app.state.call_status  # type: ignore[no-any-return]
+
+
+def get_placers(request: Request) -> dict[str, Placer]:
+    return request.app.state.placers  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+CallStatusDep = Annotated[CallStatusStore, Depends(get_call_status)]
+PlacersDep = Annotated[dict[str, Placer], Depends(get_placers)]
+
+
+def refused(status: int, detail: str, **extra: object) -> JSONResponse:
+    """An error answer in FastAPI's `{"detail": …}` shape, with extra fields."""
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+def _redacted(number: str) -> str:
+    return number[:-4] + "····" if len(number) > 8 else "····"
+
+
+@router.post("/dialout", status_code=201, response_model=DialoutAnswer)
+async def place_call(
+    body: DialoutRequest,
+    request: Request,
+    _key: ApiKeyDep,
+    _capacity: CapacityDep,
+    metrics: MetricsDep,
+    settings: SettingsDep,
+    store: CallStatusDep,
+    placers: PlacersDep,
+) -> Response:
+    """Call `to`; when the callee answers, the call streams to this server's bot."""
+    placer = placers.get(body.provider)
+    if placer is None:
+        return refused(422, f"Unknown provider {body.provider[:40]!r}: one of {', '.join(placers)}")
+    prefixes = settings.dialout_allowed_prefixes
+    if prefixes and not body.to.startswith(tuple(prefixes)):
+        logger.warning(f"Dial-out refused: {_redacted(body.to)} is outside the allowed prefixes")
+        return refused(403, "This destination is not in DIALOUT_ALLOWED_PREFIXES")
+    base = server.public_base(request.headers, request.url.scheme, settings)
+    try:
+        call = await placer.place(body, base)
+    except CallNotPlaced as e:
+        metrics.dialout_failed(placer.name, e.twilio_code or e.fields.get("exotel_status"))
+        refusal = refused(e.status, e.detail, **e.fields)
+        if e.retry_after is not None:
+            refusal.headers["Retry-After"] = str(e.retry_after)
+        return refusal
+    metrics.dialout_placed(placer.name)
+    await store.placed(
+        call.call_sid,
+        to=body.to,
+        from_number=call.from_number,
+        status=call.status,
+        provider=placer.name,
+    )
+    with logger.contextualize(call_sid=call.call_sid):
+        logger.info(f"Dial-out to {_redacted(body.to)} placed via {placer.name} ({call.status})")
+    status_url = str(request.url_for("call_status", call_sid=call.call_sid).path)
+    answer = DialoutAnswer(
+        call_sid=call.call_sid,
+        status=call.status,
+        to=body.to,
+        from_=call.from_number,
+        status_url=status_url,
+    )
+    return JSONResponse(
+        answer.model_dump(by_alias=True), status_code=201, headers={"Location": status_url}
+    )
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+@router.post("/status", status_code=204)
+async def status_callback(
+    request: Request, settings: SettingsDep, store: CallStatusDep
+) -> Response:
+    """Twilio's progress report on a placed call: keep its latest status."""
+    form = await request.form()
+    if settings.validates_signatures:
+        base = server.public_base(request.headers, request.url.scheme, settings)
+        url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if not signature_is_valid(settings, url, form, request.headers.get("x-twilio-signature")):
+            logger.warning(f"Status callback refused: bad X-Twilio-Signature for {url}")
+            return Response("invalid signature", status_code=403, media_type="text/plain")
+    call_sid, status = str(form.get("CallSid", "")), str(form.get("CallStatus", ""))
+    if not call_sid or not status:
+        return Response("CallSid and CallStatus are required", 400, media_type="text/plain")
+    answered_by = str(form.get("AnsweredBy", "")) or None
+    with logger.contextualize(call_sid=call_sid):
+        entry = await store.record(
+            call_sid,
+            status,
+            answered_by=answered_by,
+            duration=_int_or_none(form.get("CallDuration")),
+            sequence=_int_or_none(form.get("SequenceNumber")),
+            provider="twilio",
+        )
+        if entry is None:
+            logger.warning(f"Status {status!r} for a call this server did not place")
+        else:
+            machine = f", answered by {answered_by}" if answered_by else ""
+            logger.info(f"Call status: {status}{machine}")
+    return Response(status_code=204)
+
+
+# Exotel's StatusCallbackEvents: `answered` while the call is up, `terminal` with its end.
+EXOTEL_ANSWERED = "answered"
+
+
+@router.post(EXOTEL_STATUS_PATH, status_code=204)
+async def exotel_status_callback(
+    request: Request, settings: SettingsDep, store: CallStatusDep
+) -> Response:
+    """Exotel's report on a call it placed for us: keep its latest status.
+
+    Exotel posts `CallSid`, `Status` (completed, failed, busy, no-answer),
+    `EventType` (answered, terminal) and `ConversationDuration`, form-encoded or
+    as JSON. It signs nothing: the URL's `token` is the credential.
+    """
+    token = request.query_params.get("token", "")
+    if settings.dialout_api_key is None or not secrets.compare_digest(
+        token.encode(), exotel_status_token(settings).encode()
+    ):
+        logger.warning("Exotel status callback refused: missing or wrong token")
+        return Response("invalid token", status_code=403, media_type="text/plain")
+    fields = await _exotel_fields(request)
+    if fields is None:
+        return Response("a form or JSON object is required", 400, media_type="text/plain")
+    call_sid = str(fields.get("CallSid") or "")
+    event = str(fields.get("EventType") or "").lower()
+    status = "in-progress" if event == EXOTEL_ANSWERED else str(fields.get("Status") or "")
+    if not call_sid or not status:
+        return Response("CallSid and Status are required", 400, media_type="text/plain")
+    with logger.contextualize(call_sid=call_sid):
+        duration = _int_or_none(fields.get("ConversationDuration"))
+        if await store.record(call_sid, status, duration=duration, provider="exotel") is None:
+            logger.warning(f"Exotel status {status!r} for a call this server did not place")
+        else:
+            logger.info(f"Call status: {status} (Exotel {event or 'callback'})")
+    return Response(status_code=204)
+
+
+async def _exotel_fields(request: Request) -> dict[str, object] | None:
+    if "json" in request.headers.get("content-type", ""):
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+    return dict(await request.form())

@@ -1,0 +1,116 @@
+"""Liveness and readiness, for a load balancer or an orchestrator.
+
+    GET /healthz   liveness: 200 while the process serves at all; never fails
+                   because of load or drain (restarting a busy server drops its calls)
+    GET /readyz    readiness: 503 while draining, at capacity, or when the
+                   configuration is broken; the JSON body says why
+
+Readiness is a list of named checks on `app.state.readiness`; a module with
+something that must work (a database) adds its own with `add_readiness_check`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from admission import Admission, Refusal
+from settings import Settings
+
+# A check answers None when all is well, else what is wrong, in a few words.
+ReadinessCheck = Callable[[FastAPI], Awaitable[str | None]]
+
+router = APIRouter()
+
+
+def configuration_problems(settings: Settings) -> list[str]:
+    """What in `settings` passed validation yet cannot work."""
+    problems = []
+    if settings.dialout_api_key is not None:
+        missing = [
+            name
+            for name, value in (
+                ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+                ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+                ("TWILIO_PHONE_NUMBER", settings.twilio_phone_number),
+            )
+            if not value
+        ]
+        if missing:
+            problems.append(f"dial-out is enabled but {', '.join(missing)} is not set")
+    return problems
+
+
+async def _admission(app: FastAPI) -> str | None:
+    admission: Admission = app.state.admission
+    refusal = admission.refusal
+    if refusal is Refusal.AT_CAPACITY:
+        return f"at capacity ({admission.live} of {admission.max_calls} calls)"
+    return None if refusal is None else str(refusal)
+
+
+async def _configuration(app: FastAPI) -> str | None:
+    problems = configuration_problems(app.state.settings)
+    return "; ".join(problems) or None
+
+
+async def _voice(app: FastAPI) -> str | None:
+    return None if getattr(app.state, "voice", None) is not None else "voice models not loaded"
+
+
+DEFAULT_CHECKS: dict[str, ReadinessCheck] = {
+    "admission": _admission,
+    "configuration": _configuration,
+    "voice": _voice,
+}
+
+
+def add_readiness_check(app: FastAPI, name: str, check: ReadinessCheck) -> None:
+    """Make `/readyz` fail whenever `check` reports a problem.
+
+    Args:
+        app: The server.
+        name: The check's name in `/readyz`'s body.
+        check: Answers None when ready, else the reason it is not. It should be quick.
+    """
+    app.state.readiness[name] = check
+
+
+def install(app: FastAPI) -> None:
+    """Serve `/healthz` and `/readyz` on `app`, with the default readiness checks."""
+    app.state.readiness = dict(DEFAULT_CHECKS)
+    app.include_router(router)
+
+
+async def _run(check: ReadinessCheck, app: FastAPI) -> str | None:
+    try:
+        return await check(app)
+    except Exception as e:  # a broken check means not ready, never a 500
+        return f"check failed: {type(e).__name__}"
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: whether to send this process new calls, and if not, why."""
+    app: FastAPI = request.app
+    checks: dict[str, ReadinessCheck] = app.state.readiness
+    failing = {name: reason for name, check in checks.items() if (reason := await _run(check, app))}
+    admission: Admission = app.state.admission
+    body: dict[str, Any] = {
+        "status": "unavailable" if failing else "ready",
+        "calls": admission.live,
+        "max_calls": admission.max_calls,
+        "draining": admission.draining,
+    }
+    if failing:
+        body["reasons"] = failing
+    return JSONResponse(body, status_code=503 if failing else 200)

@@ -1,0 +1,206 @@
+"""Prometheus metrics, served at `GET /metrics`.
+
+Each app has its own `CollectorRegistry` (not prometheus-client's global one),
+so a test can run several servers in one process. No metric is labelled with a
+call SID: one time series per call would grow without bound.
+
+    switchboard_active_calls                      calls with a running bot
+    switchboard_calls_total                       by direction and outcome (end reason, rejected)
+    switchboard_call_duration_seconds             from media stream accept to hang-up
+    switchboard_webhook_requests_total            by outcome (connected, rejected, bad signature)
+    switchboard_signature_failures_total          by endpoint (webhook, media_stream)
+    switchboard_dialout_results_total             by provider, outcome and Twilio error code
+    switchboard_first_bot_audio_seconds           from media stream accept to the bot's first audio
+    switchboard_response_latency_seconds          caller stops speaking → first bot audio, per turn
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from pipecat.frames.frames import BotStartedSpeakingFrame
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+from starlette.requests import HTTPConnection
+
+REJECTED = "rejected"
+NO_ERROR_CODE = "none"
+UNKNOWN_ERROR_CODE = "unknown"
+
+LATENCY_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
+
+
+class WebhookOutcome(StrEnum):
+    """What the voice webhook answered."""
+
+    CONNECTED = "connected"
+    REJECTED = "rejected"
+    INVALID_SIGNATURE = "invalid_signature"
+
+
+class Metrics:
+    """The server's metrics, in a registry of its own."""
+
+    def __init__(self, live_calls: Callable[[], int]) -> None:
+        """Create the metrics.
+
+        Args:
+            live_calls: Reads how many calls have a running bot, for the active calls gauge.
+        """
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.active_calls = Gauge(
+            "switchboard_active_calls", "Calls with a running bot", registry=r
+        )
+        self.active_calls.set_function(lambda: float(live_calls()))
+        self.calls = Counter(
+            "switchboard_calls",
+            "Calls by direction and outcome: how the call ended, or rejected",
+            ["direction", "outcome"],
+            registry=r,
+        )
+        self.call_duration = Histogram(
+            "switchboard_call_duration_seconds",
+            "Call length, from media stream accept to hang-up",
+            ["direction"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.webhook_requests = Counter(
+            "switchboard_webhook_requests",
+            "Voice webhook requests by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.signature_failures = Counter(
+            "switchboard_signature_failures",
+            "Requests refused for a bad X-Twilio-Signature, by endpoint",
+            ["endpoint"],
+            registry=r,
+        )
+        self.dialout_results = Counter(
+            "switchboard_dialout_results",
+            "Dial-out requests by provider, outcome and the provider's error code",
+            ["provider", "outcome", "error_code"],
+            registry=r,
+        )
+        self.first_bot_audio = Histogram(
+            "switchboard_first_bot_audio_seconds",
+            "Time from media stream accept to the bot's first audio (outbound calls wait for "
+            "the callee to speak first)",
+            ["direction"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.response_latency = Histogram(
+            "switchboard_response_latency_seconds",
+            "Time from the caller's end of speech to the bot's first audio, per turn",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def webhook(self, outcome: WebhookOutcome) -> None:
+        """Count a voice webhook request (a bad signature also counts as a signature failure)."""
+        self.webhook_requests.labels(outcome=outcome).inc()
+        if outcome is WebhookOutcome.INVALID_SIGNATURE:
+            self.signature_failed("webhook")
+        if outcome is WebhookOutcome.REJECTED:
+            self.call_rejected("inbound")
+
+    def signature_failed(self, endpoint: str) -> None:
+        """Count a request refused for its `X-Twilio-Signature` at `endpoint`."""
+        self.signature_failures.labels(endpoint=endpoint).inc()
+
+    def call_rejected(self, direction: str) -> None:
+        """Count a call turned away at capacity or while draining."""
+        self.calls.labels(direction=direction, outcome=REJECTED).inc()
+
+    def call_ended(self, direction: str, outcome: str, seconds: float) -> None:
+        """Count a call that ran, by how it ended, and its length."""
+        self.calls.labels(direction=direction, outcome=outcome).inc()
+        self.call_duration.labels(direction=direction).observe(seconds)
+
+    def dialout_placed(self, provider: str) -> None:
+        """Count a dial-out that the provider (`twilio`, `exotel`) accepted."""
+        self.dialout_results.labels(
+            provider=provider, outcome="placed", error_code=NO_ERROR_CODE
+        ).inc()
+
+    def dialout_failed(self, provider: str, error_code: object) -> None:
+        """Count a dial-out that failed, by the provider's error code.
+
+        Args:
+            provider: `twilio` or `exotel`.
+            error_code: Twilio's error code (e.g. 21211, invalid number; 21215,
+                geo permissions), Exotel's HTTP status, or None when there was
+                none (the provider unreachable): counted as `unknown`.
+        """
+        code = UNKNOWN_ERROR_CODE if error_code is None else str(error_code)
+        self.dialout_results.labels(provider=provider, outcome="failed", error_code=code).inc()
+
+    def watch(self, worker: PipelineWorker, direction: str, accepted_at: float) -> None:
+        """Time a call's first bot audio and its reply to each turn.
+
+        Args:
+            worker: The call's pipeline worker, before it runs.
+            direction: `inbound` or `outbound`.
+            accepted_at: `time.monotonic()` when its media stream was accepted.
+        """
+        first_audio = self.first_bot_audio.labels(direction=direction)
+        worker.add_observer(FirstBotAudioObserver(accepted_at, first_audio.observe))
+        turns = UserBotLatencyObserver()
+
+        @turns.event_handler("on_latency_measured")
+        async def _turn(_observer: UserBotLatencyObserver, seconds: float) -> None:
+            self.response_latency.observe(seconds)
+
+        worker.add_observer(turns)
+
+    def exposition(self) -> bytes:
+        """Every metric in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+class FirstBotAudioObserver(BaseObserver):
+    """Reports once how long after `since` the bot first started speaking."""
+
+    def __init__(self, since: float, report: Callable[[float], None]) -> None:
+        """Report `time.monotonic() - since` at the first `BotStartedSpeakingFrame`."""
+        super().__init__(observe_every_push=False)
+        self._since = since
+        self._report: Callable[[float], None] | None = report
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        """Watch for the bot's first speech."""
+        if (
+            self._report is not None
+            and data.direction == FrameDirection.DOWNSTREAM
+            and isinstance(data.frame, BotStartedSpeakingFrame)
+        ):
+            self._report(time.monotonic() - self._since)
+            self._report = None
+
+
+def metrics_of(connection: HTTPConnection) -> Metrics:
+    """The app's `Metrics`, for a request or a websocket."""
+    return connection.app.state.metrics  # type: ignore[no-any-return]
+
+
+MetricsDep = Annotated[Metrics, Depends(metrics_of)]
+
+router = APIRouter()
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics_endpoint(metrics: MetricsDep) -> Response:
+    """Every metric, for Prometheus to scrape."""
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

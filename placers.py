@@ -1,0 +1,174 @@
+"""Dial-out placers: one per provider, each turning a `POST /dialout` into that provider's call.
+
+    placer = placers_for(settings)["exotel"]
+    placed = await placer.place(request, "https://bot.example.com")  # or CallNotPlaced
+
+A placer checks what only its provider limits (caller id, field support, sizes)
+before it sends anything, and answers every failure with `CallNotPlaced`. A
+third provider is one more class with `name`, `place` and `aclose`, listed in
+`PLACERS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, Protocol
+from urllib.parse import urlencode
+
+from loguru import logger
+
+import twiml
+from settings import Settings
+from telephony import exotel_rest
+from telephony.placing import CallNotPlaced, PlacedCall
+from telephony.twilio_rest import TwilioCalls
+
+if TYPE_CHECKING:
+    from dialout import DialoutRequest
+
+TWIML_LIMIT = 4000  # Twilio's limit on inline TwiML (error 32018)
+EXOTEL_STATUS_PATH = "/exotel/status"
+
+
+class Placer(Protocol):
+    """Places calls with one provider."""
+
+    name: ClassVar[str]
+
+    async def place(self, request: DialoutRequest, base: str) -> PlacedCall:
+        """Ask the provider to call `request.to` and stream the answered call to `base`/ws.
+
+        Raises:
+            CallNotPlaced: The request does not fit the provider, or it refused.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections held open between calls."""
+        ...
+
+
+class TwilioPlacer:
+    """Twilio: inline TwiML that connects the answered call to /ws."""
+
+    name: ClassVar[str] = "twilio"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._calls = TwilioCalls(settings)
+
+    async def place(self, request: DialoutRequest, base: str) -> PlacedCall:
+        from_number = request.from_ or self._settings.twilio_phone_number
+        if not from_number:
+            raise CallNotPlaced(
+                422, "No caller id: give 'from' or set TWILIO_PHONE_NUMBER on the server"
+            )
+        parameters = {
+            **request.parameters,
+            "direction": "outbound",
+            "from_number": from_number,
+            "to_number": request.to,
+        }
+        document = twiml.connect_stream(twiml.stream_url(base), parameters)
+        if len(document) > TWIML_LIMIT:
+            raise CallNotPlaced(
+                422,
+                f"The call's TwiML would be {len(document)} characters, over Twilio's "
+                f"{TWIML_LIMIT}: shorten the parameters",
+            )
+        return await self._calls.place(
+            to=request.to,
+            from_number=from_number,
+            twiml=document,
+            status_callback=f"{base}/status",
+            machine_detection=request.machine_detection,
+            ring_timeout=request.timeout,
+            time_limit=request.time_limit,
+            record=request.record,
+        )
+
+    async def aclose(self) -> None:
+        await self._calls.aclose()
+
+
+def exotel_status_token(settings: Settings) -> str:
+    """The secret that Exotel's status callbacks carry back (`?token=`).
+
+    Exotel signs nothing, so the callback URL itself is the credential. It is
+    derived from `DIALOUT_API_KEY`, so it survives restarts and changes with the key.
+    """
+    key = settings.dialout_api_key.get_secret_value() if settings.dialout_api_key else ""
+    return hmac.new(key.encode(), b"exotel-status-callback", hashlib.sha256).hexdigest()[:32]
+
+
+class ExotelPlacer:
+    """Exotel: Connect Voice AI dials and streams the answered call to /ws, no flow needed."""
+
+    name: ClassVar[str] = "exotel"
+    # Twilio-only request fields that Exotel's Connect Voice AI has no equivalent for.
+    UNSUPPORTED: ClassVar[tuple[str, ...]] = ("machine_detection", "timeout")
+
+    def __init__(
+        self, settings: Settings, *, timeout: float = exotel_rest.REQUEST_TIMEOUT_SECS
+    ) -> None:
+        """Prepare the placer.
+
+        Args:
+            settings: Exotel's credentials, caller id and API host.
+            timeout: Seconds to wait for Exotel's answer to one request.
+        """
+        self._settings = settings
+        self._client = exotel_rest.ExotelClient(settings, timeout=timeout)
+
+    async def place(self, request: DialoutRequest, base: str) -> PlacedCall:
+        unsupported = [name for name in self.UNSUPPORTED if getattr(request, name) is not None]
+        if unsupported:
+            raise CallNotPlaced(422, f"Exotel's Connect Voice AI has no {' or '.join(unsupported)}")
+        # The parameters ride on the stream URL (they come back in `start`) and in
+        # CustomField (Exotel's call record and terminal status callback).
+        custom_field = urlencode(request.parameters) or None
+        if custom_field is not None and len(custom_field) > exotel_rest.MAX_CUSTOM_FIELD:
+            raise CallNotPlaced(
+                422,
+                f"The parameters are {len(custom_field)} characters URL-encoded, over "
+                f"Exotel's CustomField limit of {exotel_rest.MAX_CUSTOM_FIELD}",
+            )
+        try:
+            stream = exotel_rest.stream_url(base, request.parameters, self._settings)
+        except ValueError as e:
+            raise CallNotPlaced(422, str(e)) from None
+        token = exotel_status_token(self._settings)
+        try:
+            call = await self._client.connect(
+                request.to,
+                stream,
+                custom_field=custom_field,
+                status_callback=f"{base}{EXOTEL_STATUS_PATH}?token={token}",
+                time_limit=request.time_limit,
+                caller_id=request.from_,
+                record=request.record,
+            )
+        except exotel_rest.ExotelError as e:
+            answer = exotel_rest.refusal(e)
+            logger.warning(f"Exotel did not place the call: {e}")
+            raise answer from None
+        except ValueError as e:  # a stream URL longer than Exotel takes
+            raise CallNotPlaced(422, str(e)) from None
+        from_number = request.from_ or str(self._settings.exotel_caller_id)
+        return PlacedCall(call_sid=call.sid, status=call.status, from_number=from_number)
+
+    async def aclose(self) -> None:
+        pass  # the Exotel client opens a session per request
+
+
+PLACERS: dict[str, Callable[[Settings], Placer]] = {
+    TwilioPlacer.name: TwilioPlacer,
+    ExotelPlacer.name: ExotelPlacer,
+}
+
+
+def placers_for(settings: Settings) -> dict[str, Placer]:
+    """One placer per provider, by name, for the server's settings."""
+    return {name: make(settings) for name, make in PLACERS.items()}

@@ -1,0 +1,83 @@
+"""GET /calls and GET /calls/{sid}: call records and transcripts, behind the dial-out key.
+
+    GET /calls?direction=inbound&status=completed&since=2026-01-01&limit=50&offset=0
+    GET /calls/CA0123…   the call with its transcript
+
+Both need `Authorization: Bearer $DIALOUT_API_KEY` (see `api_key`): records
+hold phone numbers and what callers said. `GET /calls/{sid}` is also where
+`POST /dialout` points for a placed call's latest status.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from api_key import require_api_key
+from records.recorder import Recorder
+from records.schemas import CallOut, CallPageOut, CallWithTranscript
+
+
+def get_recorder(request: Request) -> Recorder:
+    return request.app.state.records  # type: ignore[no-any-return]
+
+
+RecorderDep = Annotated[Recorder, Depends(get_recorder)]
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # A date without a zone in a query string is taken as UTC.
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+router = APIRouter(prefix="/calls", tags=["calls"], dependencies=[Depends(require_api_key)])
+
+
+@router.get("")
+async def list_calls(
+    records: RecorderDep,
+    direction: Direction | None = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    end_reason: Annotated[str | None, Query(max_length=32)] = None,
+    since: Annotated[datetime | None, Query(description="started at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="started before (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CallPageOut:
+    """Calls, newest first, filtered by direction, status, end reason and start time."""
+    page = await records.store.list_calls(
+        direction=direction,
+        status=status,
+        end_reason=end_reason,
+        since=_utc(since),
+        until=_utc(until),
+        limit=limit,
+        offset=offset,
+    )
+    more = offset + len(page.calls) < page.total
+    return CallPageOut(
+        calls=[CallOut.of(call) for call in page.calls],
+        total=page.total,
+        limit=limit,
+        offset=offset,
+        next_offset=offset + len(page.calls) if more else None,
+    )
+
+
+@router.get("/{call_sid}", name="call_status")
+async def get_call(call_sid: str, records: RecorderDep) -> CallWithTranscript:
+    """One call's record, latest status and transcript."""
+    call = await records.store.get_call(call_sid)
+    if call is None:
+        raise HTTPException(404, f"No call {call_sid} is on record")
+    return CallWithTranscript.of(call)

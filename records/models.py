@@ -1,0 +1,117 @@
+"""The tables: `calls`, one row a call, and `turns`, its transcript one turn a row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Twilio's call statuses after which nothing changes any more.
+FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+# End reasons besides `bot.EndReason`'s (caller_hung_up, bot_ended, drained, error).
+REJECTED = "rejected"
+
+
+class TurnRole(StrEnum):
+    """Who a transcript turn is from."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+    DTMF = "dtmf"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A moment in UTC, read back timezone-aware from SQLite too (which keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"a naive datetime ({value}) is ambiguous: give it a timezone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class Call(Base):
+    """One call, inbound or outbound, from the first time this server heard of it.
+
+    Attributes:
+        sid: The provider's call id (Twilio's CallSid).
+        provider: `twilio` or `exotel`.
+        direction: `inbound` or `outbound`.
+        from_number: The caller.
+        to_number: The number called.
+        parameters: The call's custom parameters (TwiML `<Parameter>`s).
+        started_at: When the server first heard of the call (webhook, dial-out or stream).
+        answered_at: When the call's media stream started, or Twilio said it was answered.
+        ended_at: When the call ended.
+        end_reason: `caller_hung_up`, `bot_ended`, `drained`, `error` or `rejected`.
+        status: Twilio's latest call status (`ringing`, `in-progress`, `completed`, `busy`, …).
+        status_sequence: The `SequenceNumber` of the status callback `status` came from.
+        answered_by: Answering-machine detection's verdict (`human`, `machine_start`, …).
+        duration: Twilio's `CallDuration`, in seconds, once the call completed.
+        updated_at: When the record last changed (turns aside).
+        turns: The transcript, in order.
+    """
+
+    __tablename__ = "calls"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16), default="twilio")
+    direction: Mapped[str | None] = mapped_column(String(16), index=True)
+    from_number: Mapped[str | None] = mapped_column(String(64))
+    to_number: Mapped[str | None] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str | None] = mapped_column(String(16), index=True)
+    status_sequence: Mapped[int | None] = mapped_column(Integer)
+    answered_by: Mapped[str | None] = mapped_column(String(32))
+    duration: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime | None]
+
+    turns: Mapped[list[Turn]] = relationship(
+        order_by="Turn.seq", cascade="all, delete-orphan", lazy="raise", passive_deletes=True
+    )
+
+
+class Turn(Base):
+    """One turn of a call's transcript.
+
+    Attributes:
+        call_sid: The call.
+        seq: The turn's place in the call, from 1.
+        role: `user` (what the bot heard), `assistant` (what it said) or `dtmf` (keys pressed).
+        text: What was said, or the keys pressed.
+        at: When the turn began.
+    """
+
+    __tablename__ = "turns"
+
+    call_sid: Mapped[str] = mapped_column(
+        ForeignKey("calls.sid", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]

@@ -1,0 +1,73 @@
+"""Call records as the API and the export show them: JSON-ready, named as Twilio names them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TurnOut(BaseModel):
+    """One transcript turn."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    role: str
+    text: str
+    at: datetime
+
+
+class CallOut(BaseModel):
+    """A call's record, without its transcript."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    call_sid: str
+    provider: str
+    direction: str | None
+    from_: str | None = Field(alias="from")
+    to: str | None
+    parameters: dict[str, Any]
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+    status: str | None
+    answered_by: str | None
+    duration: int | None
+
+    @classmethod
+    def of(cls, call: Any) -> CallOut:
+        """The record of an ORM `Call`."""
+        return cls.model_validate(_columns(call))
+
+
+class CallWithTranscript(CallOut):
+    """A call's record with its transcript (empty when `STORE_TRANSCRIPTS=false`)."""
+
+    turns: list[TurnOut]
+
+    @classmethod
+    def of(cls, call: Any) -> CallWithTranscript:
+        """The record and transcript of an ORM `Call` loaded with its turns."""
+        turns = [TurnOut.model_validate(turn) for turn in call.turns]
+        return cls.model_validate({**_columns(call), "turns": turns})
+
+
+class CallPageOut(BaseModel):
+    """One page of calls, newest first."""
+
+    calls: list[CallOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+def _columns(call: Any) -> dict[str, Any]:
+    # Named as Twilio and `POST /dialout` name them: `call_sid`, `from`, `to`.
+    columns = {column.key: getattr(call, column.key) for column in call.__table__.columns}
+    renamed = {"sid": "call_sid", "from_number": "from", "to_number": "to"}
+    return {renamed.get(key, key): value for key, value in columns.items()}

@@ -1,0 +1,266 @@
+"""`CallStore`: every read and write of a call's record and transcript.
+
+Writes are upserts keyed by the call SID, so the webhook on one replica, the
+media stream on another and Twilio's status callbacks on a third all land in
+one row, in whatever order they arrive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from records.database import create_engine, migrate, printable_url
+from records.models import FINAL_STATUSES, REJECTED, Call, Turn
+
+if TYPE_CHECKING:
+    from telephony.call import CallInfo
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CallPage:
+    """One page of calls, newest first.
+
+    Attributes:
+        calls: The calls on this page.
+        total: How many calls match the filters, on all pages.
+    """
+
+    calls: Sequence[Call]
+    total: int
+
+
+class CallStore:
+    """Call records in a SQLite or PostgreSQL database, through SQLAlchemy's async engine."""
+
+    def __init__(self, url: str) -> None:
+        """Connect lazily to the database at `url` (nothing happens before the first query).
+
+        Args:
+            url: A SQLite or PostgreSQL URL, any driver spelling (see `async_database_url`).
+        """
+        self.engine: AsyncEngine = create_engine(url)
+        self.url = printable_url(url)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def migrate(self) -> None:
+        """Bring the schema up to date (safe when several replicas start at once on PostgreSQL)."""
+        await migrate(self.engine)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+    # -- Writes --
+
+    async def note_call(
+        self,
+        sid: str,
+        *,
+        provider: str = "twilio",
+        direction: str | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+        parameters: dict[str, str] | None = None,
+        status: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Remember a call heard of before its media stream: at the webhook, or on dial-out.
+
+        Fills in only what the record does not know yet, so it never undoes
+        what the stream or a status callback wrote first.
+        """
+
+        def fill(call: Call) -> None:
+            call.direction = call.direction or direction
+            call.from_number = call.from_number or from_number
+            call.to_number = call.to_number or to_number
+            call.parameters = call.parameters or dict(parameters or {})
+            if status and call.status is None:
+                call.status = status
+
+        await self._change(sid, fill, at, provider=provider)
+
+    async def start_call(self, call: CallInfo, at: datetime | None = None) -> None:
+        """The call's media stream started: the bot answered it."""
+        at = at or _now()
+
+        def answer(record: Call) -> None:
+            record.provider = call.provider
+            record.direction = call.direction
+            record.from_number = call.from_number or record.from_number
+            record.to_number = call.to_number or record.to_number
+            record.parameters = dict(call.parameters)
+            record.answered_at = record.answered_at or at
+            if record.status not in FINAL_STATUSES:
+                record.status = "in-progress"
+
+        await self._change(call.call_sid, answer, at, provider=call.provider)
+
+    async def add_turn(self, call_sid: str, seq: int, role: str, text: str, at: datetime) -> None:
+        """Append one transcript turn; its call's record is created if it is missing.
+
+        Args:
+            call_sid: The call.
+            seq: The turn's place in the call, from 1; writing the same one twice fails.
+            role: A `TurnRole`.
+            text: What was said, or the keys pressed.
+            at: When the turn began.
+        """
+        async with self._sessions.begin() as session:
+            await session.execute(self._insert_ignoring(sid=call_sid, started_at=at))
+            session.add(Turn(call_sid=call_sid, seq=seq, role=str(role), text=text, at=at))
+
+    async def end_call(self, call_sid: str, reason: str, at: datetime | None = None) -> None:
+        """The call ended, for `reason` (a `bot.EndReason`, or `rejected`).
+
+        A call turned away is `busy` to Twilio; any other call that ended
+        without a final status from Twilio is `completed`.
+        """
+        at = at or _now()
+
+        def end(call: Call) -> None:
+            call.ended_at = call.ended_at or at
+            call.end_reason = call.end_reason or str(reason)
+            if call.status not in FINAL_STATUSES:
+                call.status = "busy" if reason == REJECTED else "completed"
+
+        await self._change(call_sid, end, at)
+
+    async def update_status(
+        self,
+        call_sid: str,
+        status: str,
+        *,
+        answered_by: str | None = None,
+        duration: int | None = None,
+        sequence: int | None = None,
+        direction: str | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+        at: datetime | None = None,
+        create: bool = True,
+    ) -> Call | None:
+        """Apply one of Twilio's status callbacks (`CallStatus`, `AnsweredBy`, …).
+
+        Callbacks can arrive out of order: one older than the stored one (by
+        `sequence`), or any after a final status, changes nothing but what
+        was unknown (`answered_by`, `duration`).
+
+        Args:
+            create: Start a record for a call not on record yet; else leave it be.
+
+        Returns:
+            The call's record after the update; None for an unknown call not created.
+        """
+        at = at or _now()
+
+        def apply(call: Call) -> None:
+            call.direction = call.direction or direction
+            call.from_number = call.from_number or from_number
+            call.to_number = call.to_number or to_number
+            call.answered_by = call.answered_by or answered_by
+            call.duration = duration if duration is not None else call.duration
+            stale = (
+                sequence is not None
+                and call.status_sequence is not None
+                and sequence <= call.status_sequence
+            )
+            if stale or call.status in FINAL_STATUSES:
+                return
+            call.status = status
+            call.status_sequence = sequence if sequence is not None else call.status_sequence
+            if status == "in-progress":
+                call.answered_at = call.answered_at or at
+            if status in FINAL_STATUSES:
+                call.ended_at = call.ended_at or at
+
+        return await self._change(call_sid, apply, at, create=create)
+
+    async def _change(
+        self,
+        sid: str,
+        change: Callable[[Call], None],
+        at: datetime | None,
+        create: bool = True,
+        **known: Any,
+    ) -> Call | None:
+        # Create the row if it is missing, then lock it and change it: atomic on
+        # both databases, whichever replica gets there first.
+        at = at or _now()
+        async with self._sessions.begin() as session:
+            if create:
+                await session.execute(self._insert_ignoring(sid=sid, started_at=at, **known))
+            call = await session.get(Call, sid, with_for_update=True, populate_existing=True)
+            if call is None:
+                return None
+            call.started_at = min(call.started_at, at)
+            change(call)
+            call.updated_at = _now()
+        return call
+
+    def _insert_ignoring(self, **values: Any) -> Any:
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        return insert(Call).values(**values).on_conflict_do_nothing(index_elements=[Call.sid])
+
+    # -- Reads --
+
+    async def get_call(self, sid: str) -> Call | None:
+        """A call's record with its transcript, or None."""
+        async with self._sessions() as session:
+            query = select(Call).where(Call.sid == sid).options(selectinload(Call.turns))
+            return (await session.scalars(query)).one_or_none()
+
+    async def list_calls(
+        self,
+        *,
+        direction: str | None = None,
+        status: str | None = None,
+        end_reason: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        with_turns: bool = False,
+    ) -> CallPage:
+        """Calls, newest first, filtered and paged.
+
+        Args:
+            direction: Only `inbound` or `outbound` calls.
+            status: Only calls whose latest status is this.
+            end_reason: Only calls that ended for this reason.
+            since: Only calls started at or after this moment.
+            until: Only calls started before this moment.
+            limit: At most this many calls.
+            offset: Skip this many first.
+            with_turns: Load each call's transcript too.
+        """
+        query = select(Call)
+        if direction is not None:
+            query = query.where(Call.direction == direction)
+        if status is not None:
+            query = query.where(Call.status == status)
+        if end_reason is not None:
+            query = query.where(Call.end_reason == end_reason)
+        if since is not None:
+            query = query.where(Call.started_at >= since)
+        if until is not None:
+            query = query.where(Call.started_at < until)
+        async with self._sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(query.subquery()))
+            page = query.order_by(Call.started_at.desc(), Call.sid).limit(limit).offset(offset)
+            if with_turns:
+                page = page.options(selectinload(Call.turns))
+            calls = (await session.scalars(page)).all()
+        return CallPage(calls=calls, total=total or 0)

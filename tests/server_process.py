@@ -1,0 +1,104 @@
+"""A real Switchboard server in a process of its own (`python server.py`), for tests
+that kill it or run several side by side."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from settings import Settings
+from tests.server_thread import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any Switchboard setting (they would leak in)."""
+    ours = {name.upper() for name in Settings.model_fields}
+    return {k: v for k, v in os.environ.items() if k.upper() not in ours}
+
+
+class ServerProcess:
+    """`python server.py` on a free loopback port, configured by environment variables.
+
+    It runs in `workdir` (no `.env` there), its output goes to `workdir/server-PORT.log`.
+    """
+
+    def __init__(self, workdir: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"server-{self.port}.log"
+        self.workdir = workdir
+        self.settings = {"HOST": "127.0.0.1", "PORT": str(self.port), **settings}
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, within: float = 120) -> Self:
+        """Start the server; returns once `/healthz` answers."""
+        env = clean_environment() | {k.upper(): v for k, v in self.settings.items()}
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, str(ROOT / "server.py")],
+                cwd=self.workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + within
+        while not self._healthy():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the server did not start:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def log(self) -> str:
+        """Everything the server wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, with no chance to clean up."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGKILL)
+        self._process.wait(timeout=30)
+
+    def terminate(self, within: float = 60) -> int:
+        """SIGTERM (a deploy's drain), then wait for the process to exit; its exit code."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGTERM)
+        return self._process.wait(timeout=within)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers."""
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

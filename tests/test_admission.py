@@ -1,0 +1,85 @@
+"""Admission control: at MAX_CALLS new calls hear busy, and the media stream re-checks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from admission import RETRY_AFTER_SECS
+from simulator import CallRejected, SimulatedCall, synthesize
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
+from tests.fake_twilio import FakeTwilio
+from tests.ops_helpers import QUIET, eventually, readiness
+
+WS_TRY_AGAIN_LATER = 1013
+DIALOUT_KEY = "dialout-test-key-0123456789abcdef"
+
+
+async def test_at_max_calls_the_webhook_rejects_busy_and_the_stream_refuses(
+    make_server: MakeServer,
+) -> None:
+    server = make_server(max_calls=1, twilio_auth_token=TEST_AUTH_TOKEN)
+    speech = await asyncio.to_thread(synthesize, "What time do you open tomorrow?")
+
+    async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as first:
+        await first.dial()
+        await first.wait_for_bot_audio(timeout=30)
+        status, body = await readiness(server.url)
+        assert status == 503
+        assert body["reasons"] == {"admission": "at capacity (1 of 1 calls)"}
+
+        second = SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN)
+        with pytest.raises(CallRejected) as rejected:
+            await second.dial()
+        assert rejected.value.reason == "busy"
+
+        # A stream whose webhook another replica answered is checked again here.
+        assert first.stream_url is not None
+        async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as third:
+            await third.connect_stream(first.stream_url, first.parameters)
+            await third.wait_closed(timeout=10)
+        assert third.close_code == WS_TRY_AGAIN_LATER
+        assert third.close_reason == "busy: at capacity"
+        assert not third.first_audio_at  # the bot never spoke to it
+
+        # The call that holds the slot is unaffected.
+        await first.wait_for_bot_quiet(QUIET, timeout=30)
+        said = await first.say(speech)
+        await first.wait_for_bot_audio(after=said, timeout=30)
+
+    async def ready() -> bool:
+        return (await readiness(server.url))[0] == 200
+
+    await eventually(ready, "the slot is free again once the caller hung up")
+    async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as fourth:
+        await fourth.dial()
+        await fourth.wait_for_bot_audio(timeout=30)
+
+
+async def test_dialout_at_capacity_answers_503_with_retry_after(make_server: MakeServer) -> None:
+    with FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN) as twilio:
+        server = make_server(
+            max_calls=1,
+            twilio_account_sid=TEST_ACCOUNT_SID,
+            twilio_auth_token=TEST_AUTH_TOKEN,
+            twilio_api_base_url=twilio.base_url,
+            twilio_phone_number="+15550001111",
+            dialout_api_key=DIALOUT_KEY,
+        )
+        async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
+            await call.dial()
+            await call.wait_for_bot_audio(timeout=30)
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                unauthorized = await client.post("/dialout", json={"to": "+15557654321"})
+                busy = await client.post(
+                    "/dialout",
+                    json={"to": "+15557654321"},
+                    headers={"Authorization": f"Bearer {DIALOUT_KEY}"},
+                )
+        assert unauthorized.status_code == 401  # the key is checked first
+        assert busy.status_code == 503
+        assert busy.headers["retry-after"] == str(RETRY_AFTER_SECS)
+        assert busy.json() == {"detail": "this server takes no new calls now: at capacity"}
+        assert twilio.calls_created() == []

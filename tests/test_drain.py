@@ -1,0 +1,262 @@
+"""Graceful drain: `python server.py` as a real process, and a real SIGTERM mid-call.
+
+Each test starts its own server process (so signals are real), with JSON logs
+at DEBUG on a file, which the first test also reads to check the log lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from admission import RETRY_AFTER_SECS
+from settings import Settings
+from simulator import CallRejected, SimulatedCall, synthesize
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
+from tests.fake_twilio import FakeTwilio
+from tests.ops_helpers import QUIET, eventually, readiness
+from tests.server_thread import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CALLER = "+15551234567"
+DIALOUT_KEY = "dialout-test-key-must-not-leak-0004"
+WS_NORMAL_CLOSURE = 1000
+WS_SERVICE_RESTART = 1012
+WS_TRY_AGAIN_LATER = 1013
+# Secrets the server holds; none may show up in a log line.
+SECRETS = {
+    "TWILIO_AUTH_TOKEN": TEST_AUTH_TOKEN,
+    "OPENAI_API_KEY": "sk-test-openai-key-must-not-leak-0001",
+    "DEEPGRAM_API_KEY": "dg-test-key-must-not-leak-0002",
+    "CARTESIA_API_KEY": "sk_car_test-key-must-not-leak-0003",
+}
+
+
+class ServerProcess:
+    """`python server.py` on a free loopback port, with its log in a file."""
+
+    def __init__(self, workdir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "server.log"
+        # Only what the test sets: no setting leaks in from the developer's shell.
+        inherited = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+        self.env = inherited | {
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "DEBUG",
+            # The cloud keys are set, but the offline services are chosen.
+            "STT": "whisper",
+            "LLM": "echo",
+            "TTS": "piper",
+            **SECRETS,
+            **env,
+        }
+        self.workdir = workdir  # its cwd: no stray .env is read
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> ServerProcess:
+        with self.log_path.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(ROOT / "server.py"),
+                cwd=self.workdir,
+                env=self.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+
+        async def ready() -> bool:
+            assert self.process is not None
+            if self.process.returncode is not None:
+                raise AssertionError(f"the server exited at start:\n{self.log_path.read_text()}")
+            try:
+                return (await readiness(self.url))[0] == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(ready, "the server process is ready", timeout=120)
+        return self
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    async def exit_code(self, timeout: float) -> int:  # noqa: ASYNC109
+        assert self.process is not None
+        async with asyncio.timeout(timeout):
+            return await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The JSON log lines; Pipecat's import banner comes before logging is set up."""
+        lines = self.log_path.read_text().splitlines()
+        first = next(i for i, line in enumerate(lines) if line.startswith("{"))
+        return [json.loads(line) for line in lines[first:]]
+
+
+@pytest.fixture
+async def server_process(tmp_path: Path) -> AsyncIterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def make(**env: str) -> ServerProcess:
+        server = ServerProcess(tmp_path, **env)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    with FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN) as fake:
+        yield fake
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+async def _draining(url: str) -> bool:
+    return (await readiness(url))[0] == 503
+
+
+async def test_sigterm_lets_the_live_call_finish_then_exits_0(
+    server_process: Callable[..., ServerProcess],
+    transcribe: Callable[[bytes], str],
+    twilio: FakeTwilio,
+) -> None:
+    server = await server_process(
+        DRAIN_TIMEOUT="300",
+        TWILIO_ACCOUNT_SID=TEST_ACCOUNT_SID,
+        TWILIO_API_BASE_URL=twilio.base_url,
+        TWILIO_PHONE_NUMBER="+15550001111",
+        DIALOUT_API_KEY=DIALOUT_KEY,
+    ).start()
+    question = await asyncio.to_thread(synthesize, "What is the weather?")
+    goodbye = await asyncio.to_thread(synthesize, "Goodbye.")
+
+    async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN, from_number=CALLER) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=60)
+        await call.wait_for_bot_quiet(QUIET, timeout=60)
+
+        server.signal(signal.SIGTERM)
+        await eventually(lambda: _draining(server.url), "/readyz turns 503")
+        _, body = await readiness(server.url)
+        assert body["draining"] is True
+        assert body["reasons"] == {"admission": "draining"}
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{server.url}/healthz")).status_code == 200
+
+        with pytest.raises(CallRejected) as rejected:
+            await SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN).dial()
+        assert rejected.value.reason == "busy"
+        assert call.stream_url is not None
+        async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as late:
+            await late.connect_stream(call.stream_url, call.parameters)
+            await late.wait_closed(timeout=10)
+        assert (late.close_code, late.close_reason) == (WS_TRY_AGAIN_LATER, "busy: draining")
+        async with httpx.AsyncClient() as client:
+            dialout = await client.post(
+                f"{server.url}/dialout",
+                json={"to": "+15557654321"},
+                headers={"Authorization": f"Bearer {DIALOUT_KEY}"},
+            )
+        assert dialout.status_code == 503
+        assert dialout.headers["retry-after"] == str(RETRY_AFTER_SECS)
+        assert twilio.calls_created() == []
+
+        # The live call goes on: the bot still answers, until the caller says goodbye.
+        before = len(call.heard)
+        said = await call.say(question)
+        await call.wait_for_bot_audio(after=said, timeout=60)
+        await call.wait_for_bot_quiet(QUIET, timeout=60)
+        assert "weather" in _words(transcribe(call.heard[before:]))
+        await call.say(goodbye)
+        await call.wait_closed(timeout=60)
+
+    assert call.closed_by == "server"
+    assert call.close_code == WS_NORMAL_CLOSURE
+    assert await server.exit_code(timeout=60) == 0
+
+    lines = server.log_lines()
+    messages = [line["message"] for line in lines]
+    assert any(m.startswith("Draining") for m in messages)
+    assert any(m.startswith("Drained") for m in messages)
+    _assert_call_lines_carry_the_sid(lines, call.call_sid)
+    text = server.log_path.read_text()
+    for name, secret in (SECRETS | {"DIALOUT_API_KEY": DIALOUT_KEY}).items():
+        assert secret not in text, f"{name} is in the log"
+    assert CALLER not in text
+    assert CALLER.removeprefix("+") not in text
+    assert "***4567" in text
+
+
+def _assert_call_lines_carry_the_sid(lines: list[dict[str, Any]], call_sid: str) -> None:
+    started = next(i for i, line in enumerate(lines) if line["message"].startswith("Call started"))
+    ended = next(i for i, line in enumerate(lines) if line["message"].startswith("Call ended"))
+    assert lines[started]["call_sid"] == lines[ended]["call_sid"] == call_sid
+    pipecat = [line for line in lines[started:ended] if line["logger"].startswith("pipecat")]
+    assert len(pipecat) > 10  # Pipecat's own lines, at DEBUG
+    strays = [line for line in pipecat if line["call_sid"] != call_sid]
+    assert not strays, f"Pipecat lines of the call without its SID: {strays[:3]}"
+
+
+async def test_calls_still_up_at_drain_timeout_hear_goodbye_and_end(
+    server_process: Callable[..., ServerProcess], transcribe: Callable[[bytes], str]
+) -> None:
+    server = await server_process(DRAIN_TIMEOUT="1").start()
+
+    async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=60)
+        await call.wait_for_bot_quiet(QUIET, timeout=60)
+        before = len(call.heard)
+        server.signal(signal.SIGTERM)
+        await call.wait_closed(timeout=60)
+
+    assert call.closed_by == "server"
+    assert call.close_code == WS_NORMAL_CLOSURE
+    goodbye = transcribe(call.heard[before:])
+    # Whisper tiny may mishear a word ("the services were starting"); most must be there.
+    assert len({"sorry", "restarting", "please", "call", "again"} & _words(goodbye)) >= 3, goodbye
+    assert await server.exit_code(timeout=60) == 0
+    assert any(line["message"] == "Call ended: drained" for line in server.log_lines())
+
+
+async def test_a_second_signal_stops_at_once(
+    server_process: Callable[..., ServerProcess],
+) -> None:
+    server = await server_process(DRAIN_TIMEOUT="300").start()
+
+    async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=60)
+        server.signal(signal.SIGTERM)
+        await eventually(lambda: _draining(server.url), "/readyz turns 503")
+        server.signal(signal.SIGINT)
+        # Far sooner than the 300 s the drain would have waited.
+        assert await server.exit_code(timeout=60) == 128 + signal.SIGINT
+        await call.wait_closed(timeout=10)
+
+    assert call.closed_by == "server"
+    assert call.close_code == WS_SERVICE_RESTART  # uvicorn's own shutdown, as asked

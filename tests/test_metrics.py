@@ -1,0 +1,111 @@
+"""`GET /metrics`, parsed with prometheus-client, counts the calls just made."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from simulator import CallRejected, SimulatedCall, synthesize
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
+from tests.fake_twilio import FakeTwilio
+from tests.ops_helpers import QUIET, Samples, eventually, scrape, value
+
+DIALOUT_KEY = "dialout-test-key-0123456789abcdef"
+
+
+async def test_metrics_count_the_calls_just_made(make_server: MakeServer) -> None:
+    server = make_server(max_calls=1, twilio_auth_token=TEST_AUTH_TOKEN)
+    speech = await asyncio.to_thread(synthesize, "A table for two, please.")
+    before = await scrape(server.url)
+    assert value(before, "switchboard_active_calls") == 0
+    assert value(before, "switchboard_calls_total", direction="inbound", outcome="rejected") == 0
+
+    async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=30)
+        await call.wait_for_bot_quiet(QUIET, timeout=30)
+        said = await call.say(speech)
+        await call.wait_for_bot_audio(after=said, timeout=30)
+        await call.wait_for_bot_quiet(QUIET, timeout=30)
+        during = await scrape(server.url)
+        with pytest.raises(CallRejected):
+            await SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN).dial()
+    async with httpx.AsyncClient() as client:
+        forged = await client.post(
+            f"{server.url}/", data={"CallSid": "CA" + "0" * 32}, headers={"X-Twilio-Signature": "x"}
+        )
+    assert forged.status_code == 403
+    ws_url = server.url.replace("http", "ws") + "/ws"
+    async with connect(ws_url, additional_headers={"X-Twilio-Signature": "forged"}) as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+
+    async def call_counted() -> bool:
+        samples = await scrape(server.url)
+        return (
+            value(samples, "switchboard_calls_total", direction="inbound", outcome="caller_hung_up")
+            == 1
+        )
+
+    await eventually(call_counted, "the call that hung up is counted")
+    after = await scrape(server.url)
+
+    assert value(during, "switchboard_active_calls") == 1
+    assert value(after, "switchboard_active_calls") == 0
+    assert value(after, "switchboard_calls_total", direction="inbound", outcome="rejected") == 1
+    assert value(after, "switchboard_webhook_requests_total", outcome="connected") == 1
+    assert value(after, "switchboard_webhook_requests_total", outcome="rejected") == 1
+    assert value(after, "switchboard_webhook_requests_total", outcome="invalid_signature") == 1
+    assert value(after, "switchboard_signature_failures_total", endpoint="webhook") == 1
+    assert value(after, "switchboard_signature_failures_total", endpoint="media_stream") == 1
+    assert value(after, "switchboard_call_duration_seconds_count", direction="inbound") == 1
+    assert value(after, "switchboard_call_duration_seconds_sum", direction="inbound") > 0
+    # The greeting's first audio, and the reply to the one thing the caller said.
+    assert value(after, "switchboard_first_bot_audio_seconds_count", direction="inbound") == 1
+    # One reply, unless a busy machine made the VAD hear the utterance as two.
+    assert value(after, "switchboard_response_latency_seconds_count") in (1, 2)
+    assert 0 < value(after, "switchboard_response_latency_seconds_sum") < 30
+    assert not _labelled_with_a_call_sid(after)
+
+
+def _labelled_with_a_call_sid(samples: Samples) -> list[tuple[str, str]]:
+    return [
+        (key, label)
+        for _, labels in samples
+        for key, label in labels
+        if "sid" in key.lower() or label.startswith(("CA", "MZ"))
+    ]
+
+
+async def test_dialout_results_are_counted_by_twilio_error_code(make_server: MakeServer) -> None:
+    with FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN) as twilio:
+        server = make_server(
+            twilio_account_sid=TEST_ACCOUNT_SID,
+            twilio_auth_token=TEST_AUTH_TOKEN,
+            twilio_api_base_url=twilio.base_url,
+            twilio_phone_number="+15550001111",
+            dialout_api_key=DIALOUT_KEY,
+        )
+        bystander = make_server()
+        twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
+        twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
+        twilio.fail_next(400, 21215, "Geo permission configuration is not permitting call")
+        auth = {"Authorization": f"Bearer {DIALOUT_KEY}"}
+        async with httpx.AsyncClient(base_url=server.url, headers=auth) as client:
+            answers = [
+                (await client.post("/dialout", json={"to": "+15557654321"})).status_code
+                for _ in range(4)
+            ]
+    assert [a >= 400 for a in answers] == [True, True, True, False]
+    assert answers[3] == 201
+    total = "switchboard_dialout_results_total"
+    samples = await scrape(server.url)
+    assert value(samples, total, provider="twilio", outcome="failed", error_code="21211") == 2
+    assert value(samples, total, provider="twilio", outcome="failed", error_code="21215") == 1
+    assert value(samples, total, provider="twilio", outcome="placed", error_code="none") == 1
+    # Each app has its own registry: the other server counted nothing.
+    assert not [name for name, _ in await scrape(bystander.url) if name == total]
