@@ -59,7 +59,7 @@ async def test_the_bots_audio_ends_at_the_output_transport_and_its_words_go_on()
             BotStartedSpeakingFrame(),
             TTSAudioRawFrame(audio=PACKET, sample_rate=8000, num_channels=1),
             OutputAudioRawFrame(audio=PACKET, sample_rate=8000, num_channels=1),
-            TTSTextFrame("Hello", aggregated_by="word"),
+            TTSTextFrame("Hello", text_type="word"),
         ],
         expected_down_frames=[BotStartedSpeakingFrame, TTSTextFrame],
     )

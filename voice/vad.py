@@ -11,13 +11,15 @@ volume ≥ `min_volume`, `start_secs`, `stop_secs`) but:
   within 10 ms of each other in one ONNX run (`SileroBatcher`): at 30 calls a
   window then costs 0.14 ms instead of 0.31 ms. Windows that count towards a
   stop are not held back: a reply is waiting on them;
-- measures volume as the RMS level of the same 400 ms window, which agrees
-  with BS.1770 on speech to about 0.01 of the 0–1 volume scale (the
-  K-weighting that separates them matters little at telephony bandwidth);
+- measures volume as BS.1770 does, over the same 400 ms, from a running
+  K-weighted power per window (a 32-tap filter, no gating beyond the absolute
+  gate, which a single 400 ms block never needs): within 0.01 of Pipecat's
+  0–1 volume, for a tenth of its cost;
 - takes a window too quiet to be speech (below `QUIET_DBFS`, -65 dBFS) for non-speech.
   While the caller is quiet, which is most of a call (the caller listens while
-  the bot talks), the model is not even asked, and its recurrent state is reset
-  after a run of such windows, as Pipecat resets it in clear non-speech. While
+  the bot talks), the model is not even asked, and after a run of such windows
+  its recurrent state is set to what it would be after a spell of silence, as
+  Pipecat's resets it in clear non-speech and then scores the silence. While
   the caller speaks, the model still scores every window (its state follows
   the speech), but a quiet one counts as non-speech: Silero's probability
   lingers for a window or three after speech ends, and the stop is counted
@@ -27,6 +29,7 @@ volume ≥ `min_volume`, `start_secs`, `stop_secs`) but:
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import weakref
 from collections import deque
@@ -56,9 +59,60 @@ LOUDNESS_FLOOR, LOUDNESS_CEILING, ABSOLUTE_GATE = -110.0, -10.0, -70.0
 # each scored for under half the cost of a run of its own.
 BATCH_WAIT_SECS = 0.01
 MAX_BATCH = 64
+PRIMING_WINDOWS = 16
+# Each session's state after silence, by rate (see `silence_state`).
+_SILENCE_STATES: weakref.WeakKeyDictionary[onnxruntime.InferenceSession, dict[int, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
+K_WEIGHTING_TAPS = 32
 _FULL_SCALE_SQUARED = 32768.0**2
 _STATE_SHAPE = (2, 1, 128)
 _RATES = {8000: (256, 32), 16000: (512, 64)}  # window samples, context samples
+
+
+@functools.cache
+def k_weighting(sample_rate: int) -> np.ndarray:
+    """BS.1770's K-weighting pre-filter at `sample_rate`, as a short FIR.
+
+    The high shelf (+4 dB above ~1.7 kHz) of the standard, with libebur128's
+    coefficients for any rate; its impulse response has decayed by
+    `K_WEIGHTING_TAPS`. The standard's second stage, a 38 Hz high-pass, is left
+    out: telephone audio has nothing that low.
+    """
+    f0, gain_db, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
+    k = math.tan(math.pi * f0 / sample_rate)
+    vh = 10 ** (gain_db / 20)
+    vb = vh**0.4996667741545416
+    a0 = 1 + k / q + k * k
+    b = ((vh + vb * k / q + k * k) / a0, 2 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0)
+    a = (2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0)
+    taps = np.zeros(K_WEIGHTING_TAPS)
+    x1 = x2 = y1 = y2 = 0.0
+    for n in range(K_WEIGHTING_TAPS):
+        x0 = 1.0 if n == 0 else 0.0
+        y0 = b[0] * x0 + b[1] * x1 + b[2] * x2 - a[0] * y1 - a[1] * y2
+        taps[n], x2, x1, y2, y1 = y0, x1, x0, y1, y0
+    return taps[::-1].astype(np.float32)  # np.convolve flips it back
+
+
+def silence_state(session: onnxruntime.InferenceSession, sample_rate: int) -> np.ndarray:
+    """Silero's recurrent state after `PRIMING_WINDOWS` of silence from a reset.
+
+    That is the state Pipecat's analyzer meets speech with after a quiet spell
+    (it resets in silence, then goes on scoring the silence). A bare reset meets
+    it unprepared, and misses a short word ("Yes.") that follows.
+    """
+    states = _SILENCE_STATES.setdefault(session, {})
+    state = states.get(sample_rate)
+    if state is None:
+        window, context = _RATES[sample_rate]
+        state = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        silence = np.zeros((1, context + window), dtype=np.float32)
+        rate = np.array(sample_rate, dtype=np.int64)
+        for _ in range(PRIMING_WINDOWS):
+            _, state = session.run(None, {"input": silence, "state": state, "sr": rate})
+        state = states[sample_rate] = np.asarray(state, dtype=np.float32)
+    return state
 
 
 class _Window(NamedTuple):
@@ -166,7 +220,7 @@ class FastSileroVAD(VADAnalyzer):
         """
         super().__init__(params=params)
         self._session = session
-        self._state = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self._state = silence_state(session, 8000).copy()
         self._context = np.zeros((1, 32), dtype=np.float32)
         self._quiet_windows = 0
         self._window_is_quiet = False
@@ -174,6 +228,7 @@ class FastSileroVAD(VADAnalyzer):
         self._low_confidence_windows = 0
         self._quiet_mean_square = _FULL_SCALE_SQUARED * 10 ** (QUIET_DBFS / 10)
         self._levels: deque[float] = deque()
+        self._k_history = np.zeros(K_WEIGHTING_TAPS - 1, dtype=np.float32)
 
     def set_sample_rate(self, sample_rate: int) -> None:
         """Set the call's rate: Silero knows 8 and 16 kHz only."""
@@ -237,8 +292,15 @@ class FastSileroVAD(VADAnalyzer):
         """Measure a window's level; the model's input for it, or None if too quiet to ask."""
         samples = np.frombuffer(window, dtype=np.int16).astype(np.float32)
         mean_square = float(np.dot(samples, samples)) / max(samples.size, 1)
-        self._levels.append(mean_square)
         self._window_is_quiet = mean_square < self._quiet_mean_square
+        if self._window_is_quiet:  # far below the loudness gate: weighting changes nothing
+            self._levels.append(mean_square)
+            self._k_history[:] = 0.0
+        else:
+            taps = k_weighting(self.sample_rate)
+            weighted = np.convolve(np.concatenate((self._k_history, samples)), taps, "valid")
+            self._k_history = samples[1 - taps.size :]
+            self._levels.append(float(np.dot(weighted, weighted)) / weighted.size)
         if self._window_is_quiet and self._vad_state == VADState.QUIET:
             self._quiet_windows += 1
             if self._quiet_windows == QUIET_WINDOWS_BEFORE_RESET:
@@ -315,5 +377,5 @@ class FastSileroVAD(VADAnalyzer):
     def _reset_model(self) -> None:
         _, context = _RATES.get(self.sample_rate, (256, 32))
         self._windows_since_reset = 0
-        self._state = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self._state = silence_state(self._session, self.sample_rate or 8000).copy()
         self._context = np.zeros((1, context), dtype=np.float32)
