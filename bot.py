@@ -49,6 +49,7 @@ from pipecat.workers.runner import WorkerRunner
 from fastpath import (
     InlineDTMFAggregator,
     TelephonyTransport,
+    blind_to_audio,
     bot_audio_end,
     caller_audio_end,
 )
@@ -218,6 +219,7 @@ class Bot:
             idle_timeout_secs=None,
             observers=list(observers),
         )
+        blind_to_audio(self.worker)
 
         @transport.event_handler("on_client_connected")
         async def _greet(_transport: BaseTransport, _ws: object) -> None:

@@ -13,6 +13,7 @@ output transport uses the bot's. With the pieces here a packet goes
     receive → STT → DTMF (inline) → user aggregator (VAD) → dropped (inline)
 
 in frames of two packets, and the bot's audio ends at the output transport.
+Observers see neither (`AudioBlindObserver`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from typing import Any
 
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer
 from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
+from pipecat.observers.base_observer import FrameProcessed, FramePushed
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.pipeline.worker_observer import WorkerObserver
 from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
 from pipecat.processors.frame_processor import FrameCallback, FrameDirection, FrameProcessor
+from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketInputTransport,
     FastAPIWebsocketParams,
@@ -145,6 +150,43 @@ class AudioEnd(FrameProcessor):
         if direction is FrameDirection.DOWNSTREAM and isinstance(frame, self._kind):
             return
         await self.push_frame(frame, direction)
+
+
+class AudioBlindObserver(WorkerObserver):
+    """Pipecat's worker observer, without the caller's audio and the bot's as sent.
+
+    It queues every frame pushed, and every frame processed, for each observer,
+    to a task of its own: with three observers (transcript, first audio, reply
+    latency) that was a third of a call's CPU, nearly all of it audio. No
+    observer reads audio but the latency one, which marks a reply's first TTS
+    audio: the TTS's own pushes still reach it.
+    """
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        """Queue the push for the observers, unless it is audio no observer reads."""
+        if not _unobserved(data.frame, data.source):
+            await super().on_push_frame(data)
+
+    async def on_process_frame(self, data: FrameProcessed) -> None:
+        """Queue the processing for the observers, unless it is audio no observer reads."""
+        if not _unobserved(data.frame, data.processor):
+            await super().on_process_frame(data)
+
+
+def _unobserved(frame: Frame, processor: FrameProcessor) -> bool:
+    if isinstance(frame, InputAudioRawFrame):
+        return True
+    return isinstance(frame, OutputAudioRawFrame) and isinstance(processor, BaseOutputTransport)
+
+
+def blind_to_audio(worker: PipelineWorker) -> None:
+    """Give `worker`, before it runs, an observer that skips audio (`AudioBlindObserver`).
+
+    Pipecat builds the worker's observer itself; this swaps it for the subclass,
+    with the same observers.
+    """
+    observers = worker._observer._observers
+    worker._observer = AudioBlindObserver(observers=observers)
 
 
 def caller_audio_end() -> AudioEnd:

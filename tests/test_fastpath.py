@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
+    EndFrame,
     Frame,
     InputAudioRawFrame,
     InputDTMFFrame,
@@ -16,11 +17,16 @@ from pipecat.frames.frames import (
     TTSAudioRawFrame,
     TTSTextFrame,
 )
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
+from pipecat.processors.filters.identity_filter import IdentityFilter
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import run_test
+from pipecat.workers.runner import WorkerRunner
 
-from fastpath import InlineDTMFAggregator, bot_audio_end, caller_audio_end
+from fastpath import InlineDTMFAggregator, blind_to_audio, bot_audio_end, caller_audio_end
 
 PACKET = bytes(640)  # 40 ms of 8 kHz PCM16 silence
 
@@ -84,3 +90,41 @@ async def test_keys_become_a_transcript_as_with_pipecats_aggregator_and_audio_pa
     assert names(down).count("InputAudioRawFrame") == 3
     [transcript] = [frame for frame in down if isinstance(frame, TranscriptionFrame)]
     assert transcript.text == "DTMF: 79#"
+
+
+class Seen(BaseObserver):
+    """Notes the frames pushed, as the call's observers (transcript, metrics) see them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pushed: list[str] = []
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        self.pushed.append(type(data.frame).__name__)
+
+
+async def test_observers_see_a_calls_frames_but_not_the_callers_audio() -> None:
+    seen = Seen()
+    worker = PipelineWorker(
+        Pipeline([IdentityFilter()]),
+        observers=[seen],
+        enable_rtvi=False,
+        enable_turn_tracking=False,
+        idle_timeout_secs=None,
+    )
+    blind_to_audio(worker)
+    await worker.queue_frames(
+        [
+            caller_audio(),
+            TextFrame("hi"),
+            TTSAudioRawFrame(audio=PACKET, sample_rate=8000, num_channels=1),
+            caller_audio(),
+            EndFrame(),
+        ]
+    )
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    await runner.run()
+
+    assert "InputAudioRawFrame" not in seen.pushed
+    assert {"TextFrame", "TTSAudioRawFrame"} <= set(seen.pushed)
