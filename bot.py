@@ -180,7 +180,7 @@ class Bot:
             agent.register_function("end_call", self._end_call_tool)
         vad = voice.vad()
         if isinstance(transport, TelephonyTransport):
-            transport.rush_while_stopping(vad)
+            transport.follow(vad)
         aggregators = LLMContextAggregatorPair(
             context,
             user_params=LLMUserAggregatorParams(

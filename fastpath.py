@@ -36,31 +36,31 @@ from pipecat.transports.websocket.fastapi import (
 )
 from starlette.websockets import WebSocket
 
+# Caller audio per frame while they are quiet.
+QUIET_FRAME_MS = 100
+
 
 class _DirectInput(FastAPIWebsocketInputTransport):
-    """Pushes the caller's audio on from the receiving task, in frames of `frame_ms`.
+    """Pushes the caller's audio on from the receiving task, in frames as long as `frame_ms()`.
 
     Pipecat queues each packet for a second task, which exists for audio
-    filters; a telephony call has none. And a 40 ms frame costs every
-    processor it passes about what a 20 ms one does, so two of Twilio's 20 ms
-    packets travel as one: half the per-packet work. While VAD counts the
-    silence after the caller's last word (`rush`), packets go on one by one,
-    so the merging does not delay the reply.
+    filters; a telephony call has none. And a long frame costs every processor
+    it passes about what a 20 ms one does, so several of Twilio's 20 ms packets
+    travel as one (see `TelephonyTransport.follow`).
     """
 
     def __init__(self, *args: Any, frame_ms: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._frame_ms = frame_ms
+        self.frame_ms: Callable[[], int] = lambda: frame_ms
         self._pending = bytearray()
-        self.rush: Callable[[], bool] = lambda: False
 
     async def push_audio_frame(self, frame: InputAudioRawFrame) -> None:
         """Push the caller's audio downstream once a frame's worth has arrived."""
         if not self._params.audio_in_enabled or self._paused:
             return
         self._pending += frame.audio
-        frame_bytes = self._frame_ms * frame.sample_rate * 2 * frame.num_channels // 1000
-        if len(self._pending) < frame_bytes and not self.rush():
+        frame_bytes = self.frame_ms() * frame.sample_rate * 2 * frame.num_channels // 1000
+        if len(self._pending) < frame_bytes:
             return
         audio, self._pending = bytes(self._pending), bytearray()
         merged = InputAudioRawFrame(
@@ -85,20 +85,37 @@ class TelephonyTransport(FastAPIWebsocketTransport):
         Args:
             websocket: The accepted media stream.
             params: As for `FastAPIWebsocketTransport`; no `audio_in_filter`.
-            audio_in_frame_ms: Caller audio per pipeline frame; a packet is never split.
+            audio_in_frame_ms: Caller audio per pipeline frame while they speak; a
+                packet is never split.
         """
         super().__init__(websocket, params)
+        self._frame_ms = audio_in_frame_ms
         self._direct = _DirectInput(
             self, self._client, self._params, name=self._input_name, frame_ms=audio_in_frame_ms
         )
         self._input = self._direct
 
-    def rush_while_stopping(self, vad: VADAnalyzer) -> None:
-        """Send each packet on at once while `vad` counts a stop: a reply waits on it.
+    def follow(self, vad: VADAnalyzer) -> None:
+        """Size the caller's frames by what `vad` is listening for.
 
-        Only `FastSileroVAD` tells; with another analyzer frames are always merged.
+        - counting the silence after the caller's last word: each packet at once,
+          since a reply waits on the stop;
+        - the caller quiet (most of a call): `QUIET_FRAME_MS`, which only delays
+          noticing that they start to speak, something VAD takes 300 ms over anyway;
+        - the caller speaking: `audio_in_frame_ms`.
+
+        Only `FastSileroVAD` tells; with another analyzer frames are always
+        `audio_in_frame_ms` long.
         """
-        self._direct.rush = lambda: bool(getattr(vad, "counting_stop", False))
+
+        def frame_ms() -> int:
+            if getattr(vad, "counting_stop", False):
+                return 0
+            if getattr(vad, "caller_quiet", False):
+                return max(QUIET_FRAME_MS, self._frame_ms)
+            return self._frame_ms
+
+        self._direct.frame_ms = frame_ms
 
 
 class InlineDTMFAggregator(DTMFAggregator):

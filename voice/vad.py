@@ -240,6 +240,11 @@ class FastSileroVAD(VADAnalyzer):
         self._reset_model()
 
     @property
+    def caller_quiet(self) -> bool:
+        """Whether the caller is quiet, not even starting to speak."""
+        return self._vad_state == VADState.QUIET
+
+    @property
     def counting_stop(self) -> bool:
         """Whether the caller went quiet and the stop is being counted: a reply waits on VAD."""
         return self._vad_state == VADState.STOPPING
