@@ -55,7 +55,7 @@ REPLY_TIMEOUT = 5.0
 GREETING_TIMEOUT = 10.0
 # The caller pauses this long (plus up to as much again, at random) after the
 # bot's audio has played out, before speaking.
-THINK_SECS = float(os.environ.get("BENCH_THINK", "0.6"))
+THINK_SECS = 0.6
 
 
 class Phase(Enum):

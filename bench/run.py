@@ -1,7 +1,8 @@
 """The benchmark: calls per core and reply latency, Switchboard against stock Pipecat.
 
-    python -m bench.run            # full: several minutes
+    python -m bench.run                 # full: about half an hour
     BENCH_QUICK=1 python -m bench.run   # quick: under ten minutes
+    python -m bench.run --mode smoke --out /tmp/x   # CI: two calls, no timing judged
 
 For each server it starts the server pinned to one core (`taskset`), runs the
 load generator pinned to another, and steps the number of concurrent calls up
@@ -20,7 +21,10 @@ add. Servers:
     baseline_smart_turn  the example verbatim: default turn strategy (Smart Turn v3)
     offline              Switchboard with the real offline stack (Whisper + Piper)
 
-Results go to `bench/results/latest.json` and `bench/results/latency_vs_calls.png`.
+The server and the load generator run in a session of their own at nice -10
+where allowed: on a shared machine, someone else's build otherwise sets the
+capacity. Results go to `bench/results/latest.json` and
+`bench/results/latency_vs_calls.png`.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ def plan(mode: str, workdir: Path) -> Plan:
             "switchboard": (4, 16, 32, 48, 64, 80, 96, 128, 160),
             "baseline": (4, 8, 12, 16, 20, 24, 32, 40, 48, 64),
             "baseline_smart_turn": (1, 2, 4, 8, 12, 16),
-            "offline": (1, 2, 3, 4, 6, 8),
+            "offline": (1, 2, 3, 4, 6),
         },
         "smoke": {"switchboard": (2,), "baseline": (2,)},
     }
@@ -132,12 +136,13 @@ def plan(mode: str, workdir: Path) -> Plan:
         Server(
             "baseline_smart_turn", [python, "-m", "bench.baseline", "--clip", clip], VAD_STOP_SECS
         ),
-        # Whisper's own transcription counts as overhead here: allow for it.
+        # Whisper transcribing and Piper speaking count as overhead here, on the same
+        # core (~0.85 s for one call): allow for them.
         Server(
             "offline",
             [python, "-m", "bench.switchboard", "--profile", "offline", *data],
             both,
-            latency_limit_ms=750.0,
+            latency_limit_ms=1000.0,
             burst=False,
         ),
     ]
