@@ -36,6 +36,11 @@ test: lint unit
 simulate: install
 	$(PY) simulate.py --url http://127.0.0.1:$${PORT:-8000} --say "Hello, is anybody there?" --out reply.wav
 
+# Calls per core and reply latency, Switchboard against stock Pipecat (several
+# minutes; BENCH_QUICK=1 for a quick run). Writes bench/results/latest.json and a plot.
+bench: install
+	$(PY) -m bench.run
+
 # Call records to a file: `make export FORMAT=json OUT=calls.json` (DATABASE_URL from .env).
 FORMAT ?= csv
 OUT ?= calls.$(FORMAT)

@@ -32,7 +32,6 @@ from pipecat.frames.frames import (
 from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
@@ -47,6 +46,12 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from fastpath import (
+    InlineDTMFAggregator,
+    TelephonyTransport,
+    bot_audio_end,
+    caller_audio_end,
+)
 from settings import Settings
 from telephony import CallInfo
 from voice import VoiceStack
@@ -172,10 +177,13 @@ class Bot:
         if isinstance(agent, LLMService):
             context.set_tools(ToolsSchema(standard_tools=[END_CALL_TOOL]))
             agent.register_function("end_call", self._end_call_tool)
+        vad = voice.vad()
+        if isinstance(transport, TelephonyTransport):
+            transport.rush_while_stopping(vad)
         aggregators = LLMContextAggregatorPair(
             context,
             user_params=LLMUserAggregatorParams(
-                vad_analyzer=voice.vad(),
+                vad_analyzer=vad,
                 user_turn_strategies=UserTurnStrategies(
                     stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=USER_PAUSE_SECS)]
                 ),
@@ -185,8 +193,9 @@ class Bot:
             [
                 transport.input(),
                 voice.stt(),
-                DTMFAggregator(timeout=1.0),
+                InlineDTMFAggregator(timeout=1.0),
                 aggregators.user(),
+                caller_audio_end(),
                 *(
                     [CalleeFirst(self._greeting, settings.outbound_greeting_wait_secs)]
                     if call.outbound
@@ -195,6 +204,7 @@ class Bot:
                 agent,
                 voice.tts(),
                 transport.output(),
+                bot_audio_end(),
                 aggregators.assistant(),
             ]
         )
@@ -204,6 +214,7 @@ class Bot:
                 audio_in_sample_rate=call.sample_rate, audio_out_sample_rate=call.sample_rate
             ),
             enable_rtvi=False,
+            enable_turn_tracking=False,
             idle_timeout_secs=None,
             observers=list(observers),
         )

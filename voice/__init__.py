@@ -53,9 +53,9 @@ class VoiceStack:
 
     def vad(self) -> VADAnalyzer:
         """A call's voice activity detector."""
-        from voice.offline import SharedSileroVAD
+        from voice.vad import FastSileroVAD
 
-        return SharedSileroVAD(self.silero, params=VADParams(stop_secs=self.settings.vad_stop_secs))
+        return FastSileroVAD(self.silero, params=VADParams(stop_secs=self.settings.vad_stop_secs))
 
     def stt(self) -> FrameProcessor:
         """A call's speech-to-text service."""

@@ -1,0 +1,157 @@
+"""Fewer frame hops per 20 ms packet: what lets one process hold many calls.
+
+In Pipecat every processor a frame reaches costs a queue put, a task switch
+and a few event-handler calls. A telephony call sends 50 audio packets a second,
+and stock Pipecat walks each through the whole pipeline:
+
+    receive → input queue task → STT → DTMF → user aggregator (VAD) → agent → TTS
+    → output transport → assistant aggregator → pipeline sink
+
+Nothing after the user aggregator uses the caller's audio, and nothing after the
+output transport uses the bot's. With the pieces here a packet goes
+
+    receive → STT → DTMF (inline) → user aggregator (VAD) → dropped (inline)
+
+in frames of two packets, and the bot's audio ends at the output transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer
+from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
+from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
+from pipecat.processors.frame_processor import FrameCallback, FrameDirection, FrameProcessor
+from pipecat.transports.websocket.fastapi import (
+    FastAPIWebsocketInputTransport,
+    FastAPIWebsocketParams,
+    FastAPIWebsocketTransport,
+)
+from starlette.websockets import WebSocket
+
+
+class _DirectInput(FastAPIWebsocketInputTransport):
+    """Pushes the caller's audio on from the receiving task, in frames of `frame_ms`.
+
+    Pipecat queues each packet for a second task, which exists for audio
+    filters; a telephony call has none. And a 40 ms frame costs every
+    processor it passes about what a 20 ms one does, so two of Twilio's 20 ms
+    packets travel as one: half the per-packet work. While VAD counts the
+    silence after the caller's last word (`rush`), packets go on one by one,
+    so the merging does not delay the reply.
+    """
+
+    def __init__(self, *args: Any, frame_ms: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._frame_ms = frame_ms
+        self._pending = bytearray()
+        self.rush: Callable[[], bool] = lambda: False
+
+    async def push_audio_frame(self, frame: InputAudioRawFrame) -> None:
+        """Push the caller's audio downstream once a frame's worth has arrived."""
+        if not self._params.audio_in_enabled or self._paused:
+            return
+        self._pending += frame.audio
+        frame_bytes = self._frame_ms * frame.sample_rate * 2 * frame.num_channels // 1000
+        if len(self._pending) < frame_bytes and not self.rush():
+            return
+        audio, self._pending = bytes(self._pending), bytearray()
+        merged = InputAudioRawFrame(
+            audio=audio, sample_rate=frame.sample_rate, num_channels=frame.num_channels
+        )
+        if self.next is not None:  # straight to STT: no observer wants audio pushes
+            await self.next.queue_frame(merged, FrameDirection.DOWNSTREAM)
+
+    def _create_audio_task(self) -> None:
+        if self._params.audio_in_filter:
+            raise ValueError("the direct input has no audio filter stage")
+
+
+class TelephonyTransport(FastAPIWebsocketTransport):
+    """Pipecat's FastAPI websocket transport, with the caller's audio pushed directly."""
+
+    def __init__(
+        self, websocket: WebSocket, params: FastAPIWebsocketParams, *, audio_in_frame_ms: int = 40
+    ) -> None:
+        """Serve one call's media stream.
+
+        Args:
+            websocket: The accepted media stream.
+            params: As for `FastAPIWebsocketTransport`; no `audio_in_filter`.
+            audio_in_frame_ms: Caller audio per pipeline frame; a packet is never split.
+        """
+        super().__init__(websocket, params)
+        self._direct = _DirectInput(
+            self, self._client, self._params, name=self._input_name, frame_ms=audio_in_frame_ms
+        )
+        self._input = self._direct
+
+    def rush_while_stopping(self, vad: VADAnalyzer) -> None:
+        """Send each packet on at once while `vad` counts a stop: a reply waits on it.
+
+        Only `FastSileroVAD` tells; with another analyzer frames are always merged.
+        """
+        self._direct.rush = lambda: bool(getattr(vad, "counting_stop", False))
+
+
+class InlineDTMFAggregator(DTMFAggregator):
+    """Pipecat's DTMF aggregator, run inline, with the caller's audio handed straight on."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        """As `DTMFAggregator`, in direct mode."""
+        super().__init__(enable_direct_mode=True, **kwargs)
+
+    async def queue_frame(
+        self,
+        frame: Frame,
+        direction: FrameDirection = FrameDirection.DOWNSTREAM,
+        callback: FrameCallback | None = None,
+    ) -> None:
+        """Hand audio to the next processor as is; aggregate everything else."""
+        if isinstance(frame, InputAudioRawFrame) and callback is None and self.next:
+            await self.next.queue_frame(frame, direction)
+            return
+        await super().queue_frame(frame, direction, callback)
+
+
+class AudioEnd(FrameProcessor):
+    """Where a kind of audio has been used up: it drops it, passes all else, inline.
+
+    Direct mode: it runs in the pushing processor's task, so it adds no hop.
+    """
+
+    def __init__(self, kind: type[Frame], *, name: str | None = None) -> None:
+        """Drop frames of `kind` (and its subclasses) going downstream."""
+        super().__init__(name=name, enable_direct_mode=True)
+        self._kind = kind
+
+    async def queue_frame(
+        self,
+        frame: Frame,
+        direction: FrameDirection = FrameDirection.DOWNSTREAM,
+        callback: FrameCallback | None = None,
+    ) -> None:
+        """Drop used-up audio on arrival; process everything else."""
+        used_up = direction is FrameDirection.DOWNSTREAM and isinstance(frame, self._kind)
+        if used_up and callback is None:
+            return
+        await super().queue_frame(frame, direction, callback)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Pass every frame on except audio of the kind used up."""
+        await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM and isinstance(frame, self._kind):
+            return
+        await self.push_frame(frame, direction)
+
+
+def caller_audio_end() -> AudioEnd:
+    """Put after the user aggregator: the caller's audio has served STT and VAD."""
+    return AudioEnd(InputAudioRawFrame, name="CallerAudioEnd")
+
+
+def bot_audio_end() -> AudioEnd:
+    """Put after the output transport: the bot's audio has been sent."""
+    return AudioEnd(OutputAudioRawFrame, name="BotAudioEnd")

@@ -1,0 +1,46 @@
+"""The benchmark runs end to end at tiny N, so it keeps working; no timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def test_a_smoke_run_measures_both_servers_and_writes_results(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--mode", "smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    results = json.loads((tmp_path / "latest.json").read_text())
+
+    assert results["machine"]["cores"] >= 1
+    assert results["machine"]["cpu_model"]
+    assert finite(results["ratio"]["capacity"])
+    for name in ("switchboard", "baseline"):
+        server = results[name]
+        assert finite(server["calls_per_core"]), name
+        [step] = [s for s in server["steps"] if s["phase"] == "ascending"]
+        assert step["errors"] == 0, (name, step)
+        assert step["greeting_ms"]["n"] == step["calls"], (name, step)
+        assert step["replies"] >= 1, (name, step)  # callers spoke and the bot answered
+        for key in ("p50", "p95", "p99"):
+            assert finite(step["greeting_ms"][key]), (name, key)
+        assert finite(step["server_cpu"]) and step["server_cpu"] > 0, name
+        assert finite(step["rss_mb"]) and step["rss_mb"] > 0, name
+        burst = server["greeting_burst"]
+        assert burst["errors"] == 0 and finite(burst["greeting_ms"]["p95"]), name
+    assert (tmp_path / "latency_vs_calls.png").stat().st_size > 0

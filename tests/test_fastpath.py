@@ -1,0 +1,86 @@
+"""The fast path's processors pass and drop exactly what they should, in Pipecat pipelines."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipecat.audio.dtmf.types import KeypadEntry
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    Frame,
+    InputAudioRawFrame,
+    InputDTMFFrame,
+    OutputAudioRawFrame,
+    TextFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSTextFrame,
+)
+from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.tests.utils import run_test
+
+from fastpath import InlineDTMFAggregator, bot_audio_end, caller_audio_end
+
+PACKET = bytes(640)  # 40 ms of 8 kHz PCM16 silence
+
+
+def caller_audio() -> InputAudioRawFrame:
+    return InputAudioRawFrame(audio=PACKET, sample_rate=8000, num_channels=1)
+
+
+def names(frames: Sequence[Frame]) -> list[str]:
+    return [type(frame).__name__ for frame in frames]
+
+
+async def test_the_callers_audio_ends_where_it_is_used_up() -> None:
+    transcript = TranscriptionFrame("hello", "", "2026-01-01T00:00:00Z", finalized=True)
+    down, _ = await run_test(
+        caller_audio_end(),
+        frames_to_send=[caller_audio(), transcript, caller_audio(), TextFrame("hi")],
+        expected_down_frames=[TranscriptionFrame, TextFrame],
+    )
+    assert down[0] is transcript
+
+
+async def test_frames_going_upstream_pass_the_callers_audio_end() -> None:
+    await run_test(
+        caller_audio_end(),
+        frames_to_send=[caller_audio(), BotStartedSpeakingFrame()],
+        frames_to_send_direction=FrameDirection.UPSTREAM,
+        expected_up_frames=[InputAudioRawFrame, BotStartedSpeakingFrame],
+    )
+
+
+async def test_the_bots_audio_ends_at_the_output_transport_and_its_words_go_on() -> None:
+    await run_test(
+        bot_audio_end(),
+        frames_to_send=[
+            BotStartedSpeakingFrame(),
+            TTSAudioRawFrame(audio=PACKET, sample_rate=8000, num_channels=1),
+            OutputAudioRawFrame(audio=PACKET, sample_rate=8000, num_channels=1),
+            TTSTextFrame("Hello", text_type="word"),
+        ],
+        expected_down_frames=[BotStartedSpeakingFrame, TTSTextFrame],
+    )
+
+
+async def test_keys_become_a_transcript_as_with_pipecats_aggregator_and_audio_passes() -> None:
+    def call() -> list[Frame]:
+        return [
+            caller_audio(),
+            InputDTMFFrame(KeypadEntry.SEVEN),
+            caller_audio(),
+            InputDTMFFrame(KeypadEntry.NINE),
+            InputDTMFFrame(KeypadEntry.POUND),
+            caller_audio(),
+        ]
+
+    stock_down, stock_up = await run_test(DTMFAggregator(timeout=1.0), frames_to_send=call())
+    down, up = await run_test(InlineDTMFAggregator(timeout=1.0), frames_to_send=call())
+
+    assert names(down) == names(stock_down)
+    assert names(up) == names(stock_up)
+    assert names(down).count("InputAudioRawFrame") == 3
+    [transcript] = [frame for frame in down if isinstance(frame, TranscriptionFrame)]
+    assert transcript.text == "DTMF: 79#"
