@@ -23,6 +23,8 @@ from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
 from tests.records_helpers import reading, record_when, words
 from tests.server_thread import ServerThread, free_port
 
+pytestmark = pytest.mark.speech
+
 FROM, TO = "+15550001111", "+15550002222"
 API_KEY = "records-api-key-0123456789abcdef"
 
