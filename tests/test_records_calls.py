@@ -23,6 +23,8 @@ from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
 from tests.records_helpers import reading, record_when, words
 from tests.server_thread import ServerThread, free_port
 
+pytestmark = pytest.mark.speech
+
 FROM, TO = "+15550001111", "+15550002222"
 API_KEY = "records-api-key-0123456789abcdef"
 
@@ -68,7 +70,7 @@ async def test_a_caller_who_hangs_up_leaves_a_record_and_its_transcript(
     assert len({"purple", "elephant", "dancing", "kitchen"} & words(said)) >= 3, said
     assert echo.startswith("I heard:") and words(said) <= words(echo)
     assert keys == "79"
-    assert named == "You pressed 7 9."
+    assert named == "You pressed seven and nine."
     assert [turn.seq for turn in record.turns] == [1, 2, 3, 4, 5]
     times = [turn.at for turn in record.turns]
     assert times == sorted(times)

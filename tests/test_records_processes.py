@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
+import pytest
 from twilio.request_validator import RequestValidator
 
 from serve import DRAIN_GOODBYE
@@ -13,6 +14,8 @@ from simulator import SimulatedCall, parse_twiml, synthesize
 from tests.postgres import PostgresServer
 from tests.records_helpers import reading, record_when, words
 from tests.server_process import ServerProcess
+
+pytestmark = pytest.mark.speech
 
 TOKEN = "replica-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://switchboard.test"

@@ -24,7 +24,26 @@ FAREWELL = "Goodbye! Thanks for calling."
 DTMF_PREFIX = "DTMF: "
 BOT_ENDED = "bot ended the call"
 _GOODBYE = re.compile(r"\b(good\s*-?\s*bye|bye)\b", re.IGNORECASE)
-_KEY_NAMES = {"*": "star", "#": "pound"}
+_KEY_NAMES = dict(
+    zip(
+        "0123456789*#",
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "star",
+            "pound",
+        ],
+        strict=True,
+    )
+)
 
 
 def reply_to(text: str) -> tuple[str, bool]:
@@ -32,7 +51,7 @@ def reply_to(text: str) -> tuple[str, bool]:
     text = text.strip()
     if text.startswith(DTMF_PREFIX):
         keys = [_KEY_NAMES.get(k, k) for k in text.removeprefix(DTMF_PREFIX).strip()]
-        return f"You pressed {' '.join(keys)}.", False
+        return f"You pressed {' and '.join(keys)}.", False
     if _GOODBYE.search(text):
         return FAREWELL, True
     return f"I heard: {text}", False
