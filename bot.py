@@ -40,9 +40,6 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.transports.base_transport import BaseTransport
-from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
-    SpeechTimeoutUserTurnStopStrategy,
-)
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
@@ -58,6 +55,7 @@ from telephony import CallInfo
 from voice import VoiceStack
 from voice.echo import BOT_ENDED, FAREWELL
 from voice.echo import GREETING as ECHO_GREETING
+from voice.turns import PatientSpeechTimeout
 
 # After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
 USER_PAUSE_SECS = 0.4
@@ -179,6 +177,7 @@ class Bot:
             context.set_tools(ToolsSchema(standard_tools=[END_CALL_TOOL]))
             agent.register_function("end_call", self._end_call_tool)
         vad = voice.vad()
+        stt = voice.stt()
         if isinstance(transport, TelephonyTransport):
             transport.follow(vad)
         aggregators = LLMContextAggregatorPair(
@@ -186,14 +185,20 @@ class Bot:
             user_params=LLMUserAggregatorParams(
                 vad_analyzer=vad,
                 user_turn_strategies=UserTurnStrategies(
-                    stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=USER_PAUSE_SECS)]
+                    stop=[
+                        PatientSpeechTimeout(
+                            vad,
+                            user_speech_timeout=USER_PAUSE_SECS,
+                            segmented_stt=getattr(stt, "marks_segments", False),
+                        )
+                    ]
                 ),
             ),
         )
         pipeline = Pipeline(
             [
                 transport.input(),
-                voice.stt(),
+                stt,
                 InlineDTMFAggregator(timeout=1.0),
                 aggregators.user(),
                 caller_audio_end(),

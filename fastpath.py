@@ -36,6 +36,8 @@ from pipecat.transports.websocket.fastapi import (
 )
 from starlette.websockets import WebSocket
 
+from voice.turns import SegmentTranscribedFrame
+
 # Caller audio per frame while they are quiet.
 QUIET_FRAME_MS = 100
 
@@ -100,9 +102,11 @@ class TelephonyTransport(FastAPIWebsocketTransport):
 
         - counting the silence after the caller's last word: each packet at once,
           since a reply waits on the stop;
-        - the caller quiet (most of a call): `QUIET_FRAME_MS`, which only delays
-          noticing that they start to speak, something VAD takes 300 ms over anyway;
-        - the caller speaking: `audio_in_frame_ms`.
+        - the caller quiet for a while (most of a call): `QUIET_FRAME_MS`, which
+          only delays noticing that they start to speak, something VAD takes
+          200 ms over anyway;
+        - the caller speaking, or just stopped (they may go on, and whether the
+          turn is over hangs on noticing it soon): `audio_in_frame_ms`.
 
         Only `FastSileroVAD` tells; with another analyzer frames are always
         `audio_in_frame_ms` long.
@@ -144,7 +148,9 @@ class AudioEnd(FrameProcessor):
     Direct mode: it runs in the pushing processor's task, so it adds no hop.
     """
 
-    def __init__(self, kind: type[Frame], *, name: str | None = None) -> None:
+    def __init__(
+        self, kind: type[Frame] | tuple[type[Frame], ...], *, name: str | None = None
+    ) -> None:
         """Drop frames of `kind` (and its subclasses) going downstream."""
         super().__init__(name=name, enable_direct_mode=True)
         self._kind = kind
@@ -207,8 +213,11 @@ def blind_to_audio(worker: PipelineWorker) -> None:
 
 
 def caller_audio_end() -> AudioEnd:
-    """Put after the user aggregator: the caller's audio has served STT and VAD."""
-    return AudioEnd(InputAudioRawFrame, name="CallerAudioEnd")
+    """Put after the user aggregator: the caller's audio has served STT and VAD.
+
+    So have the STT's `SegmentTranscribedFrame`s, which only the turn strategy reads.
+    """
+    return AudioEnd((InputAudioRawFrame, SegmentTranscribedFrame), name="CallerAudioEnd")
 
 
 def bot_audio_end() -> AudioEnd:

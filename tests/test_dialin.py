@@ -247,3 +247,29 @@ async def test_a_stream_without_start_is_closed_plainly(make_server: MakeServer)
     assert "before the start" in (ws.close_reason or "")
     status, _ = await post_webhook(f"{server.url}/", {"From": "+1", "To": "+2"})
     assert status == 200
+
+
+async def test_a_pause_inside_what_the_caller_says_does_not_end_their_turn(
+    make_server: MakeServer, transcribe: Transcribe
+) -> None:
+    # A breath between two sentences: about 0.45 s of silence, inside the 0.6 s
+    # the caller may pause (VAD stop 0.2 s + pause window 0.4 s).
+    first = await speak("The purple elephant is dancing in the kitchen.")
+    second = await speak("The yellow cat is sleeping on the sofa.")
+    breath = bytes(int(0.3 * 8000) * 2)
+    server = make_server()
+    async with SimulatedCall(server.url) as call:
+        await call.dial()
+        await call.wait_for_bot_audio(timeout=20)
+        await call.wait_for_bot_quiet(quiet=QUIET)
+        heard_before, clears_before = len(call.heard), call.clears
+        said_at = await call.say(first + breath + second)
+        await call.wait_for_bot_audio(after=said_at, timeout=20)
+        await call.wait_for_bot_quiet(quiet=QUIET)
+        reply = words(transcribe(call.heard[heard_before:]))
+    # Every turn the caller starts clears the bot's audio: one turn, one `clear`.
+    # Had the turn ended at the breath, the bot would have started on half of it
+    # and been cleared again when the caller went on.
+    assert call.clears == clears_before + 1
+    assert {"elephant", "dancing", "kitchen"} & reply, reply
+    assert {"cat", "sleeping", "sofa"} & reply, reply

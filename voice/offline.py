@@ -8,6 +8,7 @@ synchronous model load at call start would stall every other call's audio.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncGenerator
 from importlib import resources
 from pathlib import Path
@@ -17,11 +18,13 @@ from faster_whisper import WhisperModel
 from pipecat.audio.utils import create_file_resampler
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
-from pipecat.frames.frames import Frame
+from pipecat.frames.frames import Frame, VADUserStoppedSpeakingFrame
 from pipecat.services.piper.tts import PiperTTSService
 from pipecat.services.tts_service import TTSService
 from pipecat.services.whisper.stt import WhisperSTTService
 from piper import PiperVoice
+
+from voice.turns import SegmentTranscribedFrame
 
 WHISPER_RATE = 16000
 # Whisper tiny.en on one CPU thread transcribes a short utterance in well under this.
@@ -59,12 +62,18 @@ class SharedWhisperSTT(WhisperSTTService):
 
     A telephony pipeline runs at 8 kHz; Whisper assumes 16 kHz input, so each
     finished utterance is resampled once (a batch step, no streaming delay).
+    After each stretch's transcript it pushes a `SegmentTranscribedFrame`, so
+    the turn is not ended while words are still on their way.
     """
+
+    marks_segments = True
 
     def __init__(self, model: WhisperModel, **kwargs: object) -> None:
         """Wrap `model` (from `load_whisper`) for one call."""
         self._shared_model = model
         self._resampler = create_file_resampler()
+        self._stops = 0
+        self._queued: deque[int] = deque()  # the VAD stop that ended each queued stretch
         super().__init__(
             settings=WhisperSTTService.Settings(model="tiny.en"),
             ttfs_p99_latency=WHISPER_P99_SECS,
@@ -74,12 +83,21 @@ class SharedWhisperSTT(WhisperSTTService):
     def _load(self) -> None:
         self._model = self._shared_model
 
+    async def _handle_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
+        self._stops += 1
+        queued = self._segment_queue.qsize()
+        await super()._handle_user_stopped_speaking(frame)
+        if self._segment_queue.qsize() > queued:
+            self._queued.append(self._stops)
+
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
-        """Transcribe one utterance of 16-bit PCM at the pipeline's rate."""
+        """Transcribe one utterance of 16-bit PCM at the pipeline's rate; then mark it."""
+        segment = self._queued.popleft() if self._queued else self._stops
         if self.sample_rate != WHISPER_RATE:
             audio = await self._resampler.resample(audio, self.sample_rate, WHISPER_RATE)
         async for frame in super().run_stt(audio):
             yield frame
+        yield SegmentTranscribedFrame(segment=segment)
 
 
 class SharedPiperTTS(PiperTTSService):

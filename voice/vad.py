@@ -60,6 +60,9 @@ LOUDNESS_FLOOR, LOUDNESS_CEILING, ABSOLUTE_GATE = -110.0, -10.0, -70.0
 BATCH_WAIT_SECS = 0.01
 MAX_BATCH = 64
 PRIMING_WINDOWS = 16
+# The caller counts as settled into quiet (see `caller_quiet`) after this long:
+# past any pause within a turn, so a caller who goes on is heard at once.
+SETTLED_QUIET_SECS = 1.0
 # Each session's state after silence, by rate (see `silence_state`).
 _SILENCE_STATES: weakref.WeakKeyDictionary[onnxruntime.InferenceSession, dict[int, np.ndarray]] = (
     weakref.WeakKeyDictionary()
@@ -223,6 +226,7 @@ class FastSileroVAD(VADAnalyzer):
         self._state = silence_state(session, 8000).copy()
         self._context = np.zeros((1, 32), dtype=np.float32)
         self._quiet_windows = 0
+        self._windows_in_quiet = 0
         self._window_is_quiet = False
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
@@ -241,8 +245,18 @@ class FastSileroVAD(VADAnalyzer):
 
     @property
     def caller_quiet(self) -> bool:
-        """Whether the caller is quiet, not even starting to speak."""
-        return self._vad_state == VADState.QUIET
+        """Whether the caller has been quiet, not even starting to speak, for a while.
+
+        For `SETTLED_QUIET_SECS` after they stop they may still be pausing
+        within their turn, and are not yet quiet in this sense.
+        """
+        settled = SETTLED_QUIET_SECS * self.sample_rate / self.num_frames_required()
+        return self._vad_state == VADState.QUIET and self._windows_in_quiet >= settled
+
+    @property
+    def hears_speech(self) -> bool:
+        """Whether the caller is speaking, or starting to and not yet confirmed."""
+        return self._vad_state in (VADState.STARTING, VADState.SPEAKING)
 
     @property
     def counting_stop(self) -> bool:
@@ -279,6 +293,8 @@ class FastSileroVAD(VADAnalyzer):
                 confidence >= self._params.confidence
                 and self._prev_volume >= self._params.min_volume
             )
+            quiet = self._vad_state == VADState.QUIET
+            self._windows_in_quiet = self._windows_in_quiet + 1 if quiet else 0
         self._settle()
         return self._vad_state
 

@@ -1,0 +1,116 @@
+"""When the caller's turn is over: Pipecat's speech timeout, without cutting the caller short.
+
+Pipecat's `SpeechTimeoutUserTurnStopStrategy` ends the turn once a pause window
+has passed since VAD said the caller stopped, provided some transcript came.
+Two things let it end a turn in the middle of a sentence:
+
+- VAD says the caller speaks again only after `start_secs` (0.2 s) of speech,
+  so a caller who takes a breath and goes on near the end of the window loses
+  the turn;
+- with a segmented STT (Whisper transcribes each stretch of speech between VAD
+  stops), the first stretch's words count as "some transcript" while the
+  second's are still being transcribed, and the turn ends without them.
+
+Either way the bot starts answering half of what was said and is cut off when
+the rest arrives. `PatientSpeechTimeout` also waits while VAD hears speech
+starting and while a segmented STT still owes the words of a stretch
+(`SegmentTranscribedFrame`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer
+from pipecat.frames.frames import DataFrame, Frame, VADUserStoppedSpeakingFrame
+from pipecat.turns.types import ProcessFrameResult
+from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
+    SpeechTimeoutUserTurnStopStrategy,
+)
+
+# How often to look again while VAD makes up its mind: one Silero window at 8 kHz.
+RECHECK_SECS = 0.032
+# Never hold a turn longer than this past its pause window (a stuck STT, say).
+MAX_HOLD_SECS = 3.0
+
+
+@dataclass
+class SegmentTranscribedFrame(DataFrame):
+    """A segmented STT has pushed all it heard up to the caller's `segment`-th VAD stop.
+
+    It follows the segment's transcript down the pipeline, so whoever sees it
+    has seen the words. Not dropped by an interruption: the count must go on.
+    """
+
+    segment: int = 0
+    interruptible: bool = field(default=False, init=False)
+
+
+class PatientSpeechTimeout(SpeechTimeoutUserTurnStopStrategy):
+    """Pipecat's speech-timeout stop, held while the caller may be going on."""
+
+    def __init__(
+        self, vad: VADAnalyzer, *, user_speech_timeout: float, segmented_stt: bool = False
+    ) -> None:
+        """End turns `user_speech_timeout` after VAD's stop, once nothing is pending.
+
+        Args:
+            vad: The call's VAD; only `FastSileroVAD` tells whether it hears
+                speech starting (`hears_speech`).
+            user_speech_timeout: The pause window after VAD's stop.
+            segmented_stt: Whether the STT marks each transcribed stretch with a
+                `SegmentTranscribedFrame` (the offline Whisper does).
+        """
+        super().__init__(user_speech_timeout=user_speech_timeout)
+        self._vad = vad
+        self._segmented_stt = segmented_stt
+        self._stops = 0
+        self._transcribed = 0
+        self._changed = asyncio.Event()
+        self._hold: asyncio.Task[None] | None = None
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        """Count VAD stops and transcribed stretches, then decide as Pipecat does."""
+        if isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._stops += 1
+        elif isinstance(frame, SegmentTranscribedFrame):
+            self._transcribed = max(self._transcribed, frame.segment)
+            self._changed.set()
+        return await super().process_frame(frame)
+
+    def _pending(self) -> bool:
+        starting = getattr(self._vad, "hears_speech", False) and not self._vad_user_speaking
+        owed = self._segmented_stt and self._transcribed < self._stops
+        return bool(starting or owed)
+
+    async def _maybe_trigger_user_turn_stopped(self) -> None:
+        if self._pending():
+            if self._hold is None:
+                self._hold = self.task_manager.create_task(
+                    self._trigger_when_settled(), f"{self}::_trigger_when_settled"
+                )
+            return
+        await super()._maybe_trigger_user_turn_stopped()
+
+    async def _trigger_when_settled(self) -> None:
+        """Look again until nothing is pending; VAD confirming speech cancels this."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MAX_HOLD_SECS
+        try:
+            while self._pending() and loop.time() < deadline:
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), RECHECK_SECS)
+        except asyncio.CancelledError:
+            return
+        finally:
+            self._hold = None
+        await super()._maybe_trigger_user_turn_stopped()
+
+    async def _cancel_all_tasks(self) -> None:
+        await super()._cancel_all_tasks()
+        if self._hold is not None:
+            await self.task_manager.cancel_task(self._hold)
+            self._hold = None
