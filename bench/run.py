@@ -61,6 +61,9 @@ LATENCY_LIMIT_MS = 250.0
 LATENESS_LIMIT_MS = 100.0
 # Replies in the second half of a step slower than in the first by this much: backlog.
 BACKLOG_LIMIT_MS = 100.0
+# Fewer replies than this in either half, and the two medians say nothing (one
+# offline call, whose replies vary with Whisper's work by as much as the limit).
+BACKLOG_MIN_REPLIES = 4
 MISSED_LIMIT = 0.02
 VAD_STOP_SECS = float(Settings.model_fields["vad_stop_secs"].default)  # Pipecat's default too
 BURST_CALLS = 20
@@ -335,7 +338,8 @@ def summarize(report: dict[str, Any], server: Server) -> dict[str, Any]:
         half = len(call["responses_ms"]) // 2
         early += call["responses_ms"][:half]
         late += call["responses_ms"][half:]
-    backlog = statistics.median(late) - statistics.median(early) if early and late else 0.0
+    judged = min(len(early), len(late)) >= BACKLOG_MIN_REPLIES
+    backlog = statistics.median(late) - statistics.median(early) if judged else 0.0
     calls = report["calls"]
     step = {
         "calls": calls,
