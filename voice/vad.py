@@ -61,8 +61,8 @@ BATCH_WAIT_SECS = 0.01
 MAX_BATCH = 64
 PRIMING_WINDOWS = 16
 # The caller counts as settled into quiet (see `caller_quiet`) after this long:
-# past any pause within a turn, so a caller who goes on is heard at once.
-SETTLED_QUIET_SECS = 1.0
+# past the turn's pause window (0.4 s), so a caller who goes on is heard at once.
+SETTLED_QUIET_SECS = 0.5
 # Each session's state after silence, by rate (see `silence_state`).
 _SILENCE_STATES: weakref.WeakKeyDictionary[onnxruntime.InferenceSession, dict[int, np.ndarray]] = (
     weakref.WeakKeyDictionary()
