@@ -131,6 +131,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         # What start-up loaded lives as long as the process: keep the collector
         # from walking it, or each full collection stalls every call ~150 ms.
         gc.freeze()
+        logger.info(f"Taking up to {settings.call_capacity} calls at once (MAX_CALLS)")
         yield
         await app.state.records.close()
 
@@ -142,7 +143,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         transcripts=settings.store_transcripts,
     )
     app.state.call_status = CallStatusStore(app.state.records.store)
-    app.state.admission = Admission(settings.max_calls)
+    app.state.admission = Admission(settings.call_capacity)
     app.state.metrics = Metrics(live_calls=app.state.calls.__len__)
     health.install(app)
     app.include_router(metrics_router)

@@ -6,6 +6,7 @@ never appear in a log line or a repr.
 
 from __future__ import annotations
 
+import os
 import re
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network
@@ -52,6 +53,14 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/switchboard.db"
 # A dial-out destination prefix: "+" and 1 to 15 digits.
 DIALOUT_PREFIX = re.compile(r"\+[0-9]{1,15}")
 MIN_DIALOUT_KEY_LENGTH = 16
+# Calls one process holds when MAX_CALLS is unset, from the benchmark
+# (bench/results/latest.json, one core of the machine the README names). With
+# cloud services: half the calls one core held, where the p95 reply overhead
+# stays under 60 ms (one event loop: more cores do not help one process). With
+# Whisper or Piper in the process: what the offline profile held per core, for
+# each core, since the models run in threads.
+CLOUD_MAX_CALLS = 28
+OFFLINE_CALLS_PER_CORE = 1
 
 
 class Settings(BaseSettings):
@@ -122,7 +131,8 @@ class Settings(BaseSettings):
     exotel_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.in.exotel.com")
 
     # Operations: admission control and graceful drain (see admission.py, serve.py).
-    max_calls: int = Field(20, ge=1)
+    # Unset: what the benchmark measured for the voice services chosen (`call_capacity`).
+    max_calls: int | None = Field(None, ge=1)
     drain_timeout: float = Field(300.0, ge=0)
 
     @field_validator("log_level")
@@ -204,6 +214,7 @@ class Settings(BaseSettings):
         "stt",
         "llm",
         "tts",
+        "max_calls",
         mode="before",
     )
     @classmethod
@@ -271,3 +282,12 @@ class Settings(BaseSettings):
             and self.exotel_account_sid
             and self.exotel_caller_id
         )
+
+    @property
+    def call_capacity(self) -> int:
+        """Calls one process holds: `MAX_CALLS`, else the measured figure for the services."""
+        if self.max_calls is not None:
+            return self.max_calls
+        if self.stt is STTChoice.WHISPER or self.tts is TTSChoice.PIPER:
+            return OFFLINE_CALLS_PER_CORE * len(os.sched_getaffinity(0))
+        return CLOUD_MAX_CALLS

@@ -23,6 +23,7 @@ TEST_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 
 MakeServer = Callable[..., ServerThread]
+TEST_MAX_CALLS = 20
 
 # Pipecat logs every frame hop at DEBUG; a failing test's output should stay readable.
 logger.remove()
@@ -64,6 +65,8 @@ def make_server(voice_stack: VoiceStack, tmp_path: Path) -> Iterator[MakeServer]
 
     def make(**overrides: Any) -> ServerThread:
         overrides.setdefault("database_url", f"sqlite:///{tmp_path / 'switchboard.db'}")
+        # Tests about capacity set their own; the rest open more calls than the offline default.
+        overrides.setdefault("max_calls", TEST_MAX_CALLS)
         server = ServerThread(create_app(offline_settings(**overrides), voice=voice_stack))
         servers.append(server.start())
         return server

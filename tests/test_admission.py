@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import httpx
 import pytest
 
 from admission import RETRY_AFTER_SECS
+from settings import CLOUD_MAX_CALLS, OFFLINE_CALLS_PER_CORE
 from simulator import CallRejected, SimulatedCall, synthesize
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import QUIET, eventually, readiness
 
@@ -83,3 +85,25 @@ async def test_dialout_at_capacity_answers_503_with_retry_after(make_server: Mak
         assert busy.headers["retry-after"] == str(RETRY_AFTER_SECS)
         assert busy.json() == {"detail": "this server takes no new calls now: at capacity"}
         assert twilio.calls_created() == []
+
+
+def test_unset_max_calls_takes_the_measured_capacity_of_the_services_chosen() -> None:
+    offline_capacity = OFFLINE_CALLS_PER_CORE * len(os.sched_getaffinity(0))
+    offline = offline_settings()
+    cloud = offline_settings(
+        deepgram_api_key="dg-key", openai_api_key="sk-key", cartesia_api_key="ct-key"
+    )
+    whisper_only = offline_settings(openai_api_key="sk-key", cartesia_api_key="ct-key")
+    assert offline.max_calls is None
+    assert offline.call_capacity == offline_capacity
+    assert cloud.call_capacity == CLOUD_MAX_CALLS
+    assert whisper_only.call_capacity == offline_capacity
+    assert offline_settings(max_calls="").call_capacity == offline_capacity
+    assert offline_settings(max_calls="7", deepgram_api_key="dg-key").call_capacity == 7
+
+
+async def test_readiness_reports_the_capacity_in_force(make_server: MakeServer) -> None:
+    server = make_server(max_calls=None)
+    status, body = await readiness(server.url)
+    assert status == 200
+    assert body["max_calls"] == OFFLINE_CALLS_PER_CORE * len(os.sched_getaffinity(0))

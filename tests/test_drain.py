@@ -60,6 +60,7 @@ class ServerProcess:
             "STT": "whisper",
             "LLM": "echo",
             "TTS": "piper",
+            "MAX_CALLS": "20",
             **SECRETS,
             **env,
         }
