@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import report
 from bench.loadgen import cpu_seconds
 from bot import USER_PAUSE_SECS
 from settings import Settings
@@ -68,7 +69,6 @@ MISSED_LIMIT = 0.02
 VAD_STOP_SECS = float(Settings.model_fields["vad_stop_secs"].default)  # Pipecat's default too
 BURST_CALLS = 20
 PRIORITY = -10  # nice value for the server and the load generator
-SERVER_NAMES = ("switchboard", "baseline", "baseline_smart_turn", "offline")
 
 
 @dataclass(frozen=True)
@@ -538,49 +538,6 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
-    """Reply overhead (p50 and p95) against concurrent calls, one line per server."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (latency, cpu) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for name in SERVER_NAMES:
-        entry = results.get(name)
-        if not entry:
-            continue
-        steps = [s for s in entry["steps"] if s["response_overhead_ms"]["p95"] is not None]
-        calls = [s["calls"] for s in steps]
-        (line,) = latency.plot(
-            calls, [s["response_overhead_ms"]["p95"] for s in steps], "o-", label=f"{name} p95"
-        )
-        latency.plot(
-            calls,
-            [s["response_overhead_ms"]["p50"] for s in steps],
-            "--",
-            color=line.get_color(),
-            alpha=0.6,
-            label=f"{name} p50",
-        )
-        cpu.plot(calls, [s["server_cpu"] * 100 for s in steps], "o-", label=name)
-    latency.axhline(LATENCY_LIMIT_MS, color="grey", linestyle=":", label="limit")
-    latency.set(
-        xlabel="concurrent calls (server on one core)",
-        ylabel="reply overhead, ms",
-        title="Reply latency beyond VAD stop + turn pause",
-        ylim=(0, 1000),
-    )
-    latency.legend(fontsize=7)
-    cpu.set(xlabel="concurrent calls", ylabel="server CPU, % of one core", title="Server CPU")
-    cpu.legend(fontsize=7)
-    m = results["machine"]
-    figure.suptitle(f"{m['cpu_model']}, {m['cores']} cores - {results['generated']}", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run every server's steps and write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -626,7 +583,9 @@ def main(argv: list[str] | None = None) -> None:
         results["ratio"] = ratios(results)
     results["elapsed_secs"] = round(time.monotonic() - began)
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, args.out / "latency_vs_calls.png")
+    report.plot(results, args.out / report.PLOT_NAME)
+    if args.out.resolve() == RESULTS.resolve():
+        report.update_readme(results, ROOT / "README.md")
     print(json.dumps(results.get("ratio", {}), indent=2))
     print(f"wrote {args.out / 'latest.json'} in {results['elapsed_secs']} s")
 

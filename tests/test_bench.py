@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench import report
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,3 +46,20 @@ def test_a_smoke_run_measures_both_servers_and_writes_results(tmp_path: Path) ->
         burst = server["greeting_burst"]
         assert burst["errors"] == 0 and finite(burst["greeting_ms"]["p95"]), name
     assert (tmp_path / "latency_vs_calls.png").stat().st_size > 0
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{report.BEGIN}\nold table\n{report.END}\n\nAfter.\n")
+    report.update_readme(results, readme)
+    text = readme.read_text()
+    assert "old table" not in text and text.endswith(f"{report.END}\n\nAfter.\n")
+    capacity_row = next(line for line in text.splitlines() if line.startswith("| Calls per core"))
+    sb, bl = results["switchboard"]["calls_per_core"], results["baseline"]["calls_per_core"]
+    assert f"**{sb}**" in capacity_row and f"**{bl}**" in capacity_row
+    assert results["machine"]["cpu_model"] in text
+
+
+def test_the_readme_shows_the_committed_results() -> None:
+    results = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
+    assert results["mode"] in ("full", "quick")
+    assert report.table(results) in (ROOT / "README.md").read_text()
+    assert (ROOT / "bench" / "results" / report.PLOT_NAME).stat().st_size > 0
