@@ -59,7 +59,7 @@ MIN_DIALOUT_KEY_LENGTH = 16
 # stays under 60 ms (one event loop: more cores do not help one process). With
 # Whisper or Piper in the process: what the offline profile held per core, for
 # each core, since the models run in threads.
-CLOUD_MAX_CALLS = 28
+CLOUD_MAX_CALLS = 26
 OFFLINE_CALLS_PER_CORE = 1
 
 

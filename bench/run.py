@@ -1,6 +1,6 @@
 """The benchmark: calls per core and reply latency, Switchboard against stock Pipecat.
 
-    python -m bench.run                 # full: about half an hour
+    python -m bench.run                 # full: about 20 minutes
     BENCH_QUICK=1 python -m bench.run   # quick: under ten minutes
     python -m bench.run --mode smoke --out /tmp/x   # CI: two calls, no timing judged
 
