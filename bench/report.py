@@ -33,11 +33,13 @@ def _times(value: float | None) -> str:
     return "–" if value is None else f"{value:g}×"
 
 
-def _p95(step: dict[str, Any] | None, key: str) -> float | None:
+def p95(step: dict[str, Any] | None, key: str) -> float | None:
+    """The p95 of the figure `key` in `step`, if there is a step."""
     return step[key]["p95"] if step else None
 
 
-def _at(entry: dict[str, Any], calls: int | None) -> dict[str, Any] | None:
+def step_at(entry: dict[str, Any], calls: int | None) -> dict[str, Any] | None:
+    """One server's step at `calls` concurrent calls, if it ran one."""
     return next((s for s in entry["steps"] if s["calls"] == calls), None)
 
 
@@ -53,7 +55,7 @@ def table(results: dict[str, Any]) -> str:
 
     def half(entry: dict[str, Any]) -> str:
         step = entry["at_half_capacity"]
-        return f"{_ms(_p95(step, 'response_overhead_ms'))} at {step['calls']}" if step else "–"
+        return f"{_ms(p95(step, 'response_overhead_ms'))} at {step['calls']}" if step else "–"
 
     def burst(entry: dict[str, Any]) -> str:
         b = entry.get("greeting_burst")
@@ -82,7 +84,7 @@ def table(results: dict[str, Any]) -> str:
         ),
         row(
             f"Reply overhead p95, {matched} calls" if matched else "Reply overhead p95, same calls",
-            lambda e: _ms(_p95(_at(e, matched), "response_overhead_ms")),
+            lambda e: _ms(p95(step_at(e, matched), "response_overhead_ms")),
             _times(ratio.get("response_overhead_p95_at_matched_calls")),
         ),
         row(

@@ -499,10 +499,6 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def ratios(results: dict[str, Any]) -> dict[str, Any]:
     """Switchboard against the baseline: the headline."""
     sb, bl = results["switchboard"], results["baseline"]
-
-    def p95(entry: dict[str, Any] | None, key: str) -> float | None:
-        return entry[key]["p95"] if entry else None
-
     matched = max(
         (
             s["calls"]
@@ -512,9 +508,6 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         default=None,
     )
 
-    def at(entry: dict[str, Any], calls: int | None) -> dict[str, Any] | None:
-        return next((s for s in entry["steps"] if s["calls"] == calls), None)
-
     return {
         "capacity": ratio(sb["calls_per_core"], bl["calls_per_core"]),
         "capacity_vs_smart_turn": ratio(
@@ -522,12 +515,12 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         ),
         "matched_calls": matched,
         "response_overhead_p95_at_matched_calls": ratio(
-            p95(at(sb, matched), "response_overhead_ms"),
-            p95(at(bl, matched), "response_overhead_ms"),
+            report.p95(report.step_at(sb, matched), "response_overhead_ms"),
+            report.p95(report.step_at(bl, matched), "response_overhead_ms"),
         ),
         "response_overhead_p95_at_half_capacity": ratio(
-            p95(sb["at_half_capacity"], "response_overhead_ms"),
-            p95(bl["at_half_capacity"], "response_overhead_ms"),
+            report.p95(sb["at_half_capacity"], "response_overhead_ms"),
+            report.p95(bl["at_half_capacity"], "response_overhead_ms"),
         ),
         "greeting_burst_p95": ratio(
             (sb["greeting_burst"] or {}).get("greeting_ms", {}).get("p95"),
