@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipecat.audio.vad.vad_analyzer import VADAnalyzer
 from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
 from pipecat.observers.base_observer import FrameProcessed, FramePushed
 from pipecat.pipeline.worker import PipelineWorker
@@ -37,6 +36,7 @@ from pipecat.transports.websocket.fastapi import (
 from starlette.websockets import WebSocket
 
 from voice.turns import SegmentTranscribedFrame
+from voice.vad import FastSileroVAD
 
 # Caller audio per frame while they are quiet.
 QUIET_FRAME_MS = 100
@@ -97,7 +97,7 @@ class TelephonyTransport(FastAPIWebsocketTransport):
         )
         self._input = self._direct
 
-    def follow(self, vad: VADAnalyzer) -> None:
+    def follow(self, vad: FastSileroVAD) -> None:
         """Size the caller's frames by what `vad` is listening for.
 
         - counting the silence after the caller's last word: each packet at once,
@@ -107,15 +107,12 @@ class TelephonyTransport(FastAPIWebsocketTransport):
           200 ms over anyway;
         - the caller speaking, or just stopped (they may go on, and whether the
           turn is over hangs on noticing it soon): `audio_in_frame_ms`.
-
-        Only `FastSileroVAD` tells; with another analyzer frames are always
-        `audio_in_frame_ms` long.
         """
 
         def frame_ms() -> int:
-            if getattr(vad, "counting_stop", False):
+            if vad.counting_stop:
                 return 0
-            if getattr(vad, "caller_quiet", False):
+            if vad.caller_quiet:
                 return max(QUIET_FRAME_MS, self._frame_ms)
             return self._frame_ms
 

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
-from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
+from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.processors.frame_processor import FrameProcessor
 
 from settings import LLMChoice, Settings, STTChoice, TTSChoice
 from voice import cloud
 from voice.echo import EchoAgent
+
+if TYPE_CHECKING:
+    from voice.vad import FastSileroVAD
 
 
 @dataclass
@@ -51,7 +54,7 @@ class VoiceStack:
         """Whether the agent is the offline echo agent rather than an LLM."""
         return self.settings.llm is LLMChoice.ECHO
 
-    def vad(self) -> VADAnalyzer:
+    def vad(self) -> FastSileroVAD:
         """A call's voice activity detector."""
         from voice.vad import FastSileroVAD
 

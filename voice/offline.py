@@ -16,8 +16,6 @@ from pathlib import Path
 import onnxruntime
 from faster_whisper import WhisperModel
 from pipecat.audio.utils import create_file_resampler
-from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
-from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 from pipecat.frames.frames import Frame, VADUserStoppedSpeakingFrame
 from pipecat.services.piper.tts import PiperTTSService
 from pipecat.services.tts_service import TTSService
@@ -114,18 +112,3 @@ class SharedPiperTTS(PiperTTSService):
             **kwargs,  # type: ignore[arg-type]
         )
         self._voice = voice
-
-
-class SharedSileroVAD(SileroVADAnalyzer):
-    """Silero VAD with per-call recurrent state on a shared ONNX session."""
-
-    def __init__(self, session: onnxruntime.InferenceSession, *, params: VADParams) -> None:
-        """Give one call its own Silero state on `session` (from `load_silero`)."""
-        VADAnalyzer.__init__(self, params=params)
-        model = SileroOnnxModel.__new__(SileroOnnxModel)
-        model.session = session
-        model.sample_rates = [8000, 16000]
-        model.reset_states()
-        self._model = model
-        self._windows_since_reset = 0
-        self._low_confidence_windows = 0

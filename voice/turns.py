@@ -23,12 +23,13 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-from pipecat.audio.vad.vad_analyzer import VADAnalyzer
 from pipecat.frames.frames import DataFrame, Frame, VADUserStoppedSpeakingFrame
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
     SpeechTimeoutUserTurnStopStrategy,
 )
+
+from voice.vad import FastSileroVAD
 
 # How often to look again while VAD makes up its mind: one Silero window at 8 kHz.
 RECHECK_SECS = 0.032
@@ -52,13 +53,12 @@ class PatientSpeechTimeout(SpeechTimeoutUserTurnStopStrategy):
     """Pipecat's speech-timeout stop, held while the caller may be going on."""
 
     def __init__(
-        self, vad: VADAnalyzer, *, user_speech_timeout: float, segmented_stt: bool = False
+        self, vad: FastSileroVAD, *, user_speech_timeout: float, segmented_stt: bool = False
     ) -> None:
         """End turns `user_speech_timeout` after VAD's stop, once nothing is pending.
 
         Args:
-            vad: The call's VAD; only `FastSileroVAD` tells whether it hears
-                speech starting (`hears_speech`).
+            vad: The call's VAD, which tells whether it hears speech starting.
             user_speech_timeout: The pause window after VAD's stop.
             segmented_stt: Whether the STT marks each transcribed stretch with a
                 `SegmentTranscribedFrame` (the offline Whisper does).
@@ -81,9 +81,9 @@ class PatientSpeechTimeout(SpeechTimeoutUserTurnStopStrategy):
         return await super().process_frame(frame)
 
     def _pending(self) -> bool:
-        starting = getattr(self._vad, "hears_speech", False) and not self._vad_user_speaking
+        starting = self._vad.hears_speech and not self._vad_user_speaking
         owed = self._segmented_stt and self._transcribed < self._stops
-        return bool(starting or owed)
+        return starting or owed
 
     async def _maybe_trigger_user_turn_stopped(self) -> None:
         if self._pending():
