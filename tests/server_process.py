@@ -48,6 +48,7 @@ class ServerProcess:
                 [sys.executable, str(ROOT / "server.py")],
                 cwd=self.workdir,
                 env=env,
+                stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -70,25 +71,33 @@ class ServerProcess:
         """Everything the server wrote so far."""
         return self.log_path.read_text(errors="replace")
 
+    def signal(self, sig: signal.Signals) -> None:
+        """Send `sig` to the server (nothing if it has exited)."""
+        assert self._process is not None
+        self._process.send_signal(sig)
+
+    def wait(self, within: float = 60) -> int:
+        """Wait for the process to exit; its exit code."""
+        assert self._process is not None
+        return self._process.wait(timeout=within)
+
     def kill(self) -> None:
         """SIGKILL: the process dies at once, with no chance to clean up."""
-        assert self._process is not None
-        self._process.send_signal(signal.SIGKILL)
-        self._process.wait(timeout=30)
+        self.signal(signal.SIGKILL)
+        self.wait(within=30)
 
     def terminate(self, within: float = 60) -> int:
         """SIGTERM (a deploy's drain), then wait for the process to exit; its exit code."""
-        assert self._process is not None
-        self._process.send_signal(signal.SIGTERM)
-        return self._process.wait(timeout=within)
+        self.signal(signal.SIGTERM)
+        return self.wait(within)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
         if self._process is None or self._process.poll() is not None:
             return
-        self._process.send_signal(signal.SIGTERM)
+        self.signal(signal.SIGTERM)
         try:
-            self._process.wait(timeout=30)
+            self.wait(within=30)
         except subprocess.TimeoutExpired:
             self.kill()
 

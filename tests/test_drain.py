@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +18,12 @@ import httpx
 import pytest
 
 from admission import RETRY_AFTER_SECS
-from settings import Settings
 from simulator import CallRejected, SimulatedCall, synthesize
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import QUIET, eventually, readiness
-from tests.server_thread import free_port
+from tests.server_process import ServerProcess
 
-ROOT = Path(__file__).resolve().parent.parent
 CALLER = "+15551234567"
 DIALOUT_KEY = "dialout-test-key-must-not-leak-0004"
 WS_NORMAL_CLOSURE = 1000
@@ -42,88 +38,41 @@ SECRETS = {
 }
 
 
-class ServerProcess:
-    """`python server.py` on a free loopback port, with its log in a file."""
-
-    def __init__(self, workdir: Path, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "server.log"
-        # Only what the test sets: no setting leaks in from the developer's shell.
-        inherited = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
-        self.env = inherited | {
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "LOG_FORMAT": "json",
-            "LOG_LEVEL": "DEBUG",
-            # The cloud keys are set, but the offline services are chosen.
-            "STT": "whisper",
-            "LLM": "echo",
-            "TTS": "piper",
-            "MAX_CALLS": "20",
-            **SECRETS,
-            **env,
-        }
-        self.workdir = workdir  # its cwd: no stray .env is read
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> ServerProcess:
-        with self.log_path.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(ROOT / "server.py"),
-                cwd=self.workdir,
-                env=self.env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-
-        async def ready() -> bool:
-            assert self.process is not None
-            if self.process.returncode is not None:
-                raise AssertionError(f"the server exited at start:\n{self.log_path.read_text()}")
-            try:
-                return (await readiness(self.url))[0] == 200
-            except httpx.TransportError:
-                return False
-
-        await eventually(ready, "the server process is ready", timeout=120)
-        return self
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
-
-    async def exit_code(self, timeout: float) -> int:  # noqa: ASYNC109
-        assert self.process is not None
-        async with asyncio.timeout(timeout):
-            return await self.process.wait()
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        """The JSON log lines; Pipecat's import banner comes before logging is set up."""
-        lines = self.log_path.read_text().splitlines()
-        first = next(i for i, line in enumerate(lines) if line.startswith("{"))
-        return [json.loads(line) for line in lines[first:]]
+# Each server logs JSON at DEBUG, holds cloud keys it must never log, and runs the offline services.
+DRAIN_SERVER = {
+    "LOG_FORMAT": "json",
+    "LOG_LEVEL": "DEBUG",
+    "STT": "whisper",
+    "LLM": "echo",
+    "TTS": "piper",
+    **SECRETS,
+}
+StartServer = Callable[..., Awaitable[ServerProcess]]
 
 
 @pytest.fixture
-async def server_process(tmp_path: Path) -> AsyncIterator[Callable[..., ServerProcess]]:
+async def server_process(tmp_path: Path) -> AsyncIterator[StartServer]:
     started: list[ServerProcess] = []
 
-    def make(**env: str) -> ServerProcess:
-        server = ServerProcess(tmp_path, **env)
+    async def start(**env: str) -> ServerProcess:
+        server = ServerProcess(tmp_path, **(DRAIN_SERVER | env))
         started.append(server)
-        return server
+        return await asyncio.to_thread(server.start)
 
-    yield make
+    yield start
     for server in started:
-        await server.stop()
+        server.kill()
+
+
+def _log_lines(server: ServerProcess) -> list[dict[str, Any]]:
+    """The JSON log lines; Pipecat's import banner comes before logging is set up."""
+    lines = server.log().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("{"))
+    return [json.loads(line) for line in lines[first:]]
+
+
+async def _exit_code(server: ServerProcess) -> int:
+    return await asyncio.to_thread(server.wait, 60)
 
 
 @pytest.fixture
@@ -141,7 +90,7 @@ async def _draining(url: str) -> bool:
 
 
 async def test_sigterm_lets_the_live_call_finish_then_exits_0(
-    server_process: Callable[..., ServerProcess],
+    server_process: StartServer,
     transcribe: Callable[[bytes], str],
     twilio: FakeTwilio,
 ) -> None:
@@ -151,7 +100,7 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
         TWILIO_API_BASE_URL=twilio.base_url,
         TWILIO_PHONE_NUMBER="+15550001111",
         DIALOUT_API_KEY=DIALOUT_KEY,
-    ).start()
+    )
     question = await asyncio.to_thread(synthesize, "What is the weather?")
     goodbye = await asyncio.to_thread(synthesize, "Goodbye.")
 
@@ -197,14 +146,14 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
 
     assert call.closed_by == "server"
     assert call.close_code == WS_NORMAL_CLOSURE
-    assert await server.exit_code(timeout=60) == 0
+    assert await _exit_code(server) == 0
 
-    lines = server.log_lines()
+    lines = _log_lines(server)
     messages = [line["message"] for line in lines]
     assert any(m.startswith("Draining") for m in messages)
     assert any(m.startswith("Drained") for m in messages)
     _assert_call_lines_carry_the_sid(lines, call.call_sid)
-    text = server.log_path.read_text()
+    text = server.log()
     for name, secret in (SECRETS | {"DIALOUT_API_KEY": DIALOUT_KEY}).items():
         assert secret not in text, f"{name} is in the log"
     assert CALLER not in text
@@ -223,9 +172,9 @@ def _assert_call_lines_carry_the_sid(lines: list[dict[str, Any]], call_sid: str)
 
 
 async def test_calls_still_up_at_drain_timeout_hear_goodbye_and_end(
-    server_process: Callable[..., ServerProcess], transcribe: Callable[[bytes], str]
+    server_process: StartServer, transcribe: Callable[[bytes], str]
 ) -> None:
-    server = await server_process(DRAIN_TIMEOUT="1").start()
+    server = await server_process(DRAIN_TIMEOUT="1")
 
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
         await call.dial()
@@ -240,14 +189,14 @@ async def test_calls_still_up_at_drain_timeout_hear_goodbye_and_end(
     goodbye = transcribe(call.heard[before:])
     # Whisper tiny may mishear a word ("the services were starting"); most must be there.
     assert len({"sorry", "restarting", "please", "call", "again"} & _words(goodbye)) >= 3, goodbye
-    assert await server.exit_code(timeout=60) == 0
-    assert any(line["message"] == "Call ended: drained" for line in server.log_lines())
+    assert await _exit_code(server) == 0
+    assert any(line["message"] == "Call ended: drained" for line in _log_lines(server))
 
 
 async def test_a_second_signal_stops_at_once(
-    server_process: Callable[..., ServerProcess],
+    server_process: StartServer,
 ) -> None:
-    server = await server_process(DRAIN_TIMEOUT="300").start()
+    server = await server_process(DRAIN_TIMEOUT="300")
 
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
         await call.dial()
@@ -256,7 +205,7 @@ async def test_a_second_signal_stops_at_once(
         await eventually(lambda: _draining(server.url), "/readyz turns 503")
         server.signal(signal.SIGINT)
         # Far sooner than the 300 s the drain would have waited.
-        assert await server.exit_code(timeout=60) == 128 + signal.SIGINT
+        assert await _exit_code(server) == 128 + signal.SIGINT
         await call.wait_closed(timeout=10)
 
     assert call.closed_by == "server"
