@@ -140,7 +140,7 @@ class InlineDTMFAggregator(DTMFAggregator):
 
 
 class AudioEnd(FrameProcessor):
-    """Where a kind of audio has been used up: it drops it, passes all else, inline.
+    """Where a kind of frame has been used up (audio, mostly): it drops it, passes all else, inline.
 
     Direct mode: it runs in the pushing processor's task, so it adds no hop.
     """

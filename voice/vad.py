@@ -227,6 +227,7 @@ class FastSileroVAD(VADAnalyzer):
         self._context = np.zeros((1, 32), dtype=np.float32)
         self._quiet_windows = 0
         self._windows_in_quiet = 0
+        self._settled_windows = 0  # windows in SETTLED_QUIET_SECS, once the rate is known
         self._window_is_quiet = False
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
@@ -241,6 +242,7 @@ class FastSileroVAD(VADAnalyzer):
         super().set_sample_rate(sample_rate)
         window, _ = _RATES[sample_rate]
         self._levels = deque(maxlen=math.ceil(VOLUME_WINDOW_SECS * sample_rate / window))
+        self._settled_windows = math.ceil(SETTLED_QUIET_SECS * sample_rate / window)
         self._reset_model()
 
     @property
@@ -250,8 +252,7 @@ class FastSileroVAD(VADAnalyzer):
         For `SETTLED_QUIET_SECS` after they stop they may still be pausing
         within their turn, and are not yet quiet in this sense.
         """
-        settled = SETTLED_QUIET_SECS * self.sample_rate / self.num_frames_required()
-        return self._vad_state == VADState.QUIET and self._windows_in_quiet >= settled
+        return self._vad_state == VADState.QUIET and self._windows_in_quiet >= self._settled_windows
 
     @property
     def hears_speech(self) -> bool:
