@@ -43,19 +43,19 @@ from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
-from fastpath import (
+from settings import Settings
+from telephony import CallInfo
+from voice import VoiceStack
+from voice.echo import BOT_ENDED, FAREWELL
+from voice.echo import GREETING as ECHO_GREETING
+from voice.pipecat.fastpath import (
     InlineDTMFAggregator,
     TelephonyTransport,
     blind_to_audio,
     bot_audio_end,
     caller_audio_end,
 )
-from settings import Settings
-from telephony import CallInfo
-from voice import VoiceStack
-from voice.echo import BOT_ENDED, FAREWELL
-from voice.echo import GREETING as ECHO_GREETING
-from voice.turns import PatientSpeechTimeout
+from voice.pipecat.turns import PatientSpeechTimeout
 
 # After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
 USER_PAUSE_SECS = 0.4

@@ -3,20 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from twilio.twiml.voice_response import Connect, VoiceResponse
-
-
-def stream_url(public_base: str) -> str:
-    """The Media Stream url for a public base URL: always `wss://HOST/ws`, no query string.
-
-    Args:
-        public_base: Where Twilio reaches this server, e.g. `https://abc.ngrok.app`.
-    """
-    parts = urlsplit(public_base)
-    path = parts.path.rstrip("/")
-    return f"wss://{parts.netloc}{path}/ws"
 
 
 def connect_stream(url: str, parameters: Mapping[str, str]) -> str:
@@ -39,7 +27,3 @@ def reject_busy() -> str:
     response = VoiceResponse()
     response.reject(reason="busy")
     return str(response)
-
-
-# Parameter names the server sets itself; a webhook query string cannot override them.
-RESERVED = frozenset({"from_number", "to_number", "direction"})

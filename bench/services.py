@@ -133,7 +133,7 @@ class BenchVoiceStack(VoiceStack):
     @classmethod
     def create(cls, settings: Settings, clip: bytes) -> BenchVoiceStack:
         """Load Silero (the one model VAD needs) and keep `clip` for the TTS."""
-        from voice import offline
+        from voice.pipecat import offline
 
         return cls(settings=settings, silero=offline.load_silero(), clip=clip)
 

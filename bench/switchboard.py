@@ -5,7 +5,7 @@
 
 `bench` swaps in the instant bench services (`BenchVoiceStack`); `offline`
 loads the real offline stack (Whisper + echo agent + Piper). Everything else
-is what `make run` serves (`server.create_app` under `serve.run`): metrics,
+is what `make run` serves (`server.create_app` under `ops.drain.run`): metrics,
 call records and transcripts (in a SQLite file under `--data`), admission
 control, with `MAX_CALLS` raised out of the way so the benchmark finds the
 limit of the process rather than the configured one.
@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import serve
-from logs import configure_logging
+from ops import drain
+from ops.logs import configure_logging
 from server import create_app
 from settings import Settings
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.clip:
             parser.error("--clip is needed with --profile bench")
         voice = BenchVoiceStack.create(settings, read_clip(args.clip))
-    serve.run(create_app(settings, voice), settings)
+    drain.run(create_app(settings, voice), settings)
 
 
 if __name__ == "__main__":

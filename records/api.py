@@ -3,7 +3,7 @@
     GET /calls?direction=inbound&status=completed&since=2026-01-01&limit=50&offset=0
     GET /calls/CA0123…   the call with its transcript
 
-Both need `Authorization: Bearer $DIALOUT_API_KEY` (see `api_key`): records
+Both need `Authorization: Bearer $DIALOUT_API_KEY` (see `deps.require_api_key`): records
 hold phone numbers and what callers said. `GET /calls/{sid}` is also where
 `POST /dialout` points for a placed call's latest status.
 """
@@ -14,18 +14,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 
-from api_key import require_api_key
-from records.recorder import Recorder
+from deps import RecordsDep, require_api_key
 from records.schemas import CallOut, CallPageOut, CallWithTranscript
-
-
-def get_recorder(request: Request) -> Recorder:
-    return request.app.state.records  # type: ignore[no-any-return]
-
-
-RecorderDep = Annotated[Recorder, Depends(get_recorder)]
 
 
 class Direction(StrEnum):
@@ -45,7 +37,7 @@ router = APIRouter(prefix="/calls", tags=["calls"], dependencies=[Depends(requir
 
 @router.get("")
 async def list_calls(
-    records: RecorderDep,
+    records: RecordsDep,
     direction: Direction | None = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
     end_reason: Annotated[str | None, Query(max_length=32)] = None,
@@ -75,7 +67,7 @@ async def list_calls(
 
 
 @router.get("/{call_sid}", name="call_status")
-async def get_call(call_sid: str, records: RecorderDep) -> CallWithTranscript:
+async def get_call(call_sid: str, records: RecordsDep) -> CallWithTranscript:
     """One call's record, latest status and transcript."""
     call = await records.store.get_call(call_sid)
     if call is None:

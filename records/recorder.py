@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from records.models import REJECTED, TurnRole
 from records.store import CallStore
 from records.transcript import TranscriptObserver
-from telephony.call import CallInfo
+from telephony.call_info import CallInfo
 
 # A write that fails because the database is out of reach is tried again after these pauses.
 RETRY_PAUSES = (0.5, 2.0)

@@ -21,7 +21,7 @@ from records.database import create_engine, migrate, printable_url
 from records.models import FINAL_STATUSES, REJECTED, Call, Turn
 
 if TYPE_CHECKING:
-    from telephony.call import CallInfo
+    from telephony.call_info import CallInfo
 
 
 def _now() -> datetime:

@@ -16,7 +16,7 @@ from pipecat.serializers.base_serializer import FrameSerializer
 
 from settings import Settings
 from telephony import exotel, twilio
-from telephony.call import CallInfo
+from telephony.call_info import CallInfo
 from telephony.errors import HandshakeError, TelephonyError, Unauthorized, UnknownProviderError
 from telephony.handshake import read_start
 from telephony.serializer import CallEvents

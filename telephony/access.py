@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 
 from settings import Settings
 from telephony import exotel, twilio
-from telephony.call import CallInfo
+from telephony.call_info import CallInfo
 from telephony.errors import Unauthorized
 
 

@@ -45,7 +45,7 @@ from pipecat.serializers.base_serializer import FrameSerializer
 from starlette.datastructures import Headers
 
 from settings import Settings
-from telephony.call import RESERVED_PARAMETERS, CallInfo
+from telephony.call_info import RESERVED_PARAMETERS, CallInfo
 from telephony.errors import HandshakeError
 from telephony.serializer import CallEvents, decode_safely, parse_message
 

@@ -19,7 +19,7 @@ from pipecat.serializers.twilio import TwilioFrameSerializer
 from twilio.request_validator import RequestValidator
 
 from settings import Settings
-from telephony.call import RESERVED_PARAMETERS, CallInfo
+from telephony.call_info import RESERVED_PARAMETERS, CallInfo
 from telephony.serializer import CallEvents, decode_safely, parse_message
 
 NAME = "twilio"

@@ -8,7 +8,7 @@ import os
 import httpx
 import pytest
 
-from admission import RETRY_AFTER_SECS
+from ops.admission import RETRY_AFTER_SECS
 from settings import CLOUD_MAX_CALLS, OFFLINE_CALLS_PER_CORE
 from simulator import CallRejected, SimulatedCall, synthesize
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings

@@ -201,7 +201,7 @@ async def test_stop_and_abrupt_disconnects_leave_no_tasks_behind(make_server: Ma
     abrupt._ws.transport.abort()  # the line drops: no stop, no close frame
     await abrupt.hang_up()
     assert await wait_for_tasks(server, baseline) <= baseline
-    assert len(server.app.state.calls) == 0
+    assert server.app.state.admission.running == 0
 
 
 async def test_bad_frames_are_survived_and_other_calls_do_not_notice(

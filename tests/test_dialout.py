@@ -19,8 +19,8 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from bot import system_prompt
+from dialout.twilio import CallNotPlaced, TwilioCalls
 from simulator import SimulatedCall, cli, parse_twiml, read_wav, synthesize
-from telephony.twilio_rest import CallNotPlaced, TwilioCalls
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.fake_twilio import CALLS_PATH, FakeTwilio, RecordedRequest
 from tests.server_thread import ServerThread, free_port
@@ -609,7 +609,7 @@ async def test_the_callee_says_hello_and_hears_the_requested_greeting(
         await call.wait_for_bot_quiet(quiet=1.5)
         heard = transcribe(call.heard)
 
-        bots = server.app.state.calls.bots()
+        bots = server.app.state.admission.bots()
         assert [bot.call.call_sid for bot in bots] == [placed["call_sid"]]
         [bot] = bots
         assert bot.call.outbound

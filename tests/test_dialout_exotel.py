@@ -13,10 +13,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pytest
 
-from dialout import DialoutRequest
-from placers import ExotelPlacer, exotel_status_token
+from dialout.placers import ExotelPlacer, exotel_status_token
+from dialout.placing import CallNotPlaced
+from dialout.request import DialoutRequest
 from simulator import ExotelCall
-from telephony.placing import CallNotPlaced
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.fake_exotel import FakeExotel, RecordedRequest
 from tests.fake_twilio import FakeTwilio
@@ -450,7 +450,7 @@ async def test_the_exotel_callee_hears_the_requested_greeting(
         await call.wait_for_bot_audio(timeout=25)
         await call.wait_for_bot_quiet(quiet=2.0)
 
-        [bot] = server.app.state.calls.bots()
+        [bot] = server.app.state.admission.bots()
         assert (bot.call.provider, bot.call.call_sid) == ("exotel", placed["call_sid"])
         assert bot.call.outbound
         assert bot.call.parameters == {"greeting": greeting, "id": "7"}

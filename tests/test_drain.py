@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from admission import RETRY_AFTER_SECS
+from ops.admission import RETRY_AFTER_SECS
 from simulator import CallRejected, SimulatedCall, synthesize
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.fake_twilio import FakeTwilio

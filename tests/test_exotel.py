@@ -14,6 +14,12 @@ import pytest
 from starlette.datastructures import Headers
 
 from bot import EndReason
+from dialout.exotel import (
+    ExotelApiError,
+    ExotelClient,
+    ExotelNotConfigured,
+    stream_url,
+)
 from settings import Settings
 from simulator import ExotelCall, ExotelMediaStream, cli, synthesize
 from telephony import HandshakeError, Unauthorized, identify
@@ -25,12 +31,6 @@ from telephony.exotel import (
     Rechunker,
     chunk_10ms_count,
     custom_parameters,
-)
-from telephony.exotel_rest import (
-    ExotelApiError,
-    ExotelClient,
-    ExotelNotConfigured,
-    stream_url,
 )
 from tests.conftest import MakeServer, offline_settings
 from tests.fake_exotel import FakeExotel
@@ -250,7 +250,7 @@ async def test_a_long_farewell_on_drain_is_heard_to_the_last_word(
         await call.wait_for_bot_audio(timeout=20)
         await call.wait_for_bot_quiet(quiet=QUIET)
         before = len(call.heard)
-        (bot,) = server.app.state.calls.bots()
+        (bot,) = server.app.state.admission.bots()
         server.call(bot.say_goodbye(farewell, EndReason.DRAINED))
         await call.wait_closed(timeout=30)
     assert call.closed_by == "server" and not call.unplayed_speech
@@ -268,7 +268,7 @@ async def test_bad_basic_credentials_are_refused_before_the_pipeline_starts(
             await call.wait_closed(timeout=10)
         assert (call.close_code, call.close_reason) == (1008, "invalid credentials")
         assert not call.received
-    assert len(server.app.state.calls) == 0
+    assert server.app.state.admission.running == 0
 
     # Without credentials an upgrade may only be an (unchecked) Twilio stream, not Exotel.
     async with ExotelCall(server.url) as call:
@@ -279,7 +279,7 @@ async def test_bad_basic_credentials_are_refused_before_the_pipeline_starts(
     async with ExotelCall(server.url, ws_user=USER, ws_password=PASSWORD) as call:
         await call.dial()
         await call.wait_for_bot_audio(timeout=20)
-        assert len(server.app.state.calls) == 1
+        assert server.app.state.admission.running == 1
 
 
 async def test_caller_hang_up_ends_the_call(make_server: MakeServer) -> None:
@@ -288,10 +288,10 @@ async def test_caller_hang_up_ends_the_call(make_server: MakeServer) -> None:
         await call.dial()
         await call.wait_for_bot_audio(timeout=20)
     for _ in range(200):
-        if not server.app.state.calls:
+        if not server.app.state.admission.running:
             break
         await asyncio.sleep(0.05)
-    assert not server.app.state.calls, "the call outlived the caller's stop"
+    assert not server.app.state.admission.running, "the call outlived the caller's stop"
 
 
 def test_the_simulator_command_line_plays_exotel(

@@ -26,7 +26,12 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import run_test
 from pipecat.workers.runner import WorkerRunner
 
-from fastpath import InlineDTMFAggregator, blind_to_audio, bot_audio_end, caller_audio_end
+from voice.pipecat.fastpath import (
+    InlineDTMFAggregator,
+    blind_to_audio,
+    bot_audio_end,
+    caller_audio_end,
+)
 
 PACKET = bytes(640)  # 40 ms of 8 kHz PCM16 silence
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from logs import configure_logging, mask_phone_numbers
+from ops.logs import configure_logging, mask_phone_numbers
 from simulator import SimulatedCall, synthesize
 from tests.conftest import TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.ops_helpers import QUIET, eventually

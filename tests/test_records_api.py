@@ -16,7 +16,7 @@ import pytest
 
 from records.models import TurnRole
 from records.store import CallStore
-from telephony.call import CallInfo
+from telephony.call_info import CallInfo
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
 from tests.records_helpers import reading
 from tests.server_thread import ServerThread

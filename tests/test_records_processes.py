@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
-from serve import DRAIN_GOODBYE
+from ops.drain import DRAIN_GOODBYE
 from simulator import SimulatedCall, parse_twiml, synthesize
 from tests.postgres import PostgresServer
 from tests.records_helpers import reading, record_when, words

@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 from records.database import async_database_url, printable_url
 from records.models import REJECTED, TurnRole
 from records.store import CallStore
-from telephony.call import CallInfo
+from telephony.call_info import CallInfo
 from tests.postgres import PostgresServer
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

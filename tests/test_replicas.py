@@ -54,14 +54,14 @@ async def test_webhook_on_one_replica_stream_on_another(
         stream_url, parameters = await _webhook(one, call)
         await call.connect_stream(stream_url, parameters)
         await call.wait_for_bot_audio(timeout=30)
-        (bot,) = other.app.state.calls.bots()
+        (bot,) = other.app.state.admission.bots()
         assert (bot.call.call_sid, bot.call.from_number, bot.call.to_number) == (
             call.call_sid,
             CALLER,
             CALLED,
         )
         assert bot.call.parameters == {"tenant": "acme"}
-        assert len(one.app.state.calls) == 0
+        assert one.app.state.admission.running == 0
 
         await call.wait_for_bot_quiet(QUIET, timeout=30)
         before = len(call.heard)

@@ -12,8 +12,8 @@ from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
 from simulator import synthesize
-from voice.offline import load_silero
-from voice.vad import FastSileroVAD
+from voice.pipecat.offline import load_silero
+from voice.pipecat.vad import FastSileroVAD
 
 RATE = 8000
 PACKET = 320  # 20 ms of 8 kHz PCM16

@@ -19,7 +19,7 @@ from voice import cloud
 from voice.echo import EchoAgent
 
 if TYPE_CHECKING:
-    from voice.vad import FastSileroVAD
+    from voice.pipecat.vad import FastSileroVAD
 
 
 @dataclass
@@ -34,7 +34,7 @@ class VoiceStack:
     @classmethod
     async def load(cls, settings: Settings) -> VoiceStack:
         """Load the models the settings choose, off the event loop."""
-        from voice import offline
+        from voice.pipecat import offline
 
         stack = cls(settings)
         stack.silero = await asyncio.to_thread(offline.load_silero)
@@ -56,7 +56,7 @@ class VoiceStack:
 
     def vad(self) -> FastSileroVAD:
         """A call's voice activity detector."""
-        from voice.vad import FastSileroVAD
+        from voice.pipecat.vad import FastSileroVAD
 
         return FastSileroVAD(self.silero, params=VADParams(stop_secs=self.settings.vad_stop_secs))
 
@@ -64,7 +64,7 @@ class VoiceStack:
         """A call's speech-to-text service."""
         if self.settings.stt is STTChoice.DEEPGRAM:
             return cloud.deepgram_stt(self.settings)
-        from voice.offline import SharedWhisperSTT
+        from voice.pipecat.offline import SharedWhisperSTT
 
         return SharedWhisperSTT(self.whisper)
 
@@ -78,6 +78,6 @@ class VoiceStack:
         """A call's text-to-speech service."""
         if self.settings.tts is TTSChoice.CARTESIA:
             return cloud.cartesia_tts(self.settings)
-        from voice.offline import SharedPiperTTS
+        from voice.pipecat.offline import SharedPiperTTS
 
         return SharedPiperTTS(self.piper)

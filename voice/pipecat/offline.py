@@ -22,7 +22,7 @@ from pipecat.services.tts_service import TTSService
 from pipecat.services.whisper.stt import WhisperSTTService
 from piper import PiperVoice
 
-from voice.turns import SegmentTranscribedFrame
+from voice.pipecat.turns import SegmentTranscribedFrame
 
 WHISPER_RATE = 16000
 # Whisper tiny.en on one CPU thread transcribes a short utterance in well under this.

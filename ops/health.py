@@ -1,4 +1,4 @@
-"""Liveness and readiness, for a load balancer or an orchestrator.
+"""Liveness and readiness, for a load balancer or an orchestrator (served by `ops.routes`).
 
     GET /healthz   liveness: 200 while the process serves at all; never fails
                    because of load or drain (restarting a busy server drops its calls)
@@ -14,16 +14,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from admission import Admission, Refusal
+from ops.admission import Admission, Refusal
 from settings import Settings
 
 # A check answers None when all is well, else what is wrong, in a few words.
 ReadinessCheck = Callable[[FastAPI], Awaitable[str | None]]
-
-router = APIRouter()
 
 
 def configuration_problems(settings: Settings) -> list[str]:
@@ -80,9 +77,8 @@ def add_readiness_check(app: FastAPI, name: str, check: ReadinessCheck) -> None:
 
 
 def install(app: FastAPI) -> None:
-    """Serve `/healthz` and `/readyz` on `app`, with the default readiness checks."""
+    """Give `app` the default readiness checks."""
     app.state.readiness = dict(DEFAULT_CHECKS)
-    app.include_router(router)
 
 
 async def _run(check: ReadinessCheck, app: FastAPI) -> str | None:
@@ -92,16 +88,8 @@ async def _run(check: ReadinessCheck, app: FastAPI) -> str | None:
         return f"check failed: {type(e).__name__}"
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """Liveness: the process answers."""
-    return {"status": "ok"}
-
-
-@router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
-    """Readiness: whether to send this process new calls, and if not, why."""
-    app: FastAPI = request.app
+async def readiness(app: FastAPI) -> tuple[bool, dict[str, Any]]:
+    """Whether to send this process new calls, and the body that says why not."""
     checks: dict[str, ReadinessCheck] = app.state.readiness
     failing = {name: reason for name, check in checks.items() if (reason := await _run(check, app))}
     admission: Admission = app.state.admission
@@ -113,4 +101,4 @@ async def readyz(request: Request) -> JSONResponse:
     }
     if failing:
         body["reasons"] = failing
-    return JSONResponse(body, status_code=503 if failing else 200)
+    return not failing, body

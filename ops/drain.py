@@ -25,10 +25,9 @@ import uvicorn
 from fastapi import FastAPI
 from loguru import logger
 
-from admission import Admission
 from bot import EndReason
-from calls import CallRegistry
-from logs import NO_CALL
+from ops.admission import Admission
+from ops.logs import NO_CALL
 from settings import Settings
 
 DRAIN_GOODBYE = "Sorry, this service is restarting. Please call again. Goodbye."
@@ -45,22 +44,20 @@ class DrainingServer(uvicorn.Server):
         self,
         config: uvicorn.Config,
         admission: Admission,
-        calls: CallRegistry,
         drain_timeout: float,
         goodbye_timeout: float = GOODBYE_TIMEOUT_SECS,
     ) -> None:
-        """Serve `config`, draining the calls of `admission` and `calls` on exit.
+        """Serve `config`, draining the calls of `admission` on exit.
 
         Args:
             config: uvicorn's configuration.
-            admission: The app's admission control, switched to draining.
-            calls: The app's live calls, told goodbye when the drain times out.
+            admission: The app's admission control, switched to draining; its
+                live calls are told goodbye when the drain times out.
             drain_timeout: Seconds live calls may go on once the drain starts.
             goodbye_timeout: Seconds the goodbye may take before the calls are dropped.
         """
         super().__init__(config)
         self.admission = admission
-        self.calls = calls
         self.drain_timeout = drain_timeout
         self.goodbye_timeout = goodbye_timeout
         self.drain_requested = False
@@ -96,7 +93,7 @@ class DrainingServer(uvicorn.Server):
             f"{live} live call(s) to end (signal again to stop at once)"
         )
         if not await self.admission.wait_idle(self.drain_timeout):
-            bots = self.calls.bots()
+            bots = self.admission.bots()
             logger.warning(f"Drain timeout: ending {len(bots)} call(s) with a goodbye")
             for bot in bots:
                 with logger.contextualize(call_sid=bot.call.call_sid):
@@ -128,7 +125,6 @@ def run(app: FastAPI, settings: Settings) -> None:
     server = DrainingServer(
         config,
         admission=app.state.admission,
-        calls=app.state.calls,
         drain_timeout=settings.drain_timeout,
     )
     try:

@@ -35,8 +35,8 @@ from pipecat.transports.websocket.fastapi import (
 )
 from starlette.websockets import WebSocket
 
-from voice.turns import SegmentTranscribedFrame
-from voice.vad import FastSileroVAD
+from voice.pipecat.turns import SegmentTranscribedFrame
+from voice.pipecat.vad import FastSileroVAD
 
 # Caller audio per frame while they are quiet.
 QUIET_FRAME_MS = 100

@@ -13,95 +13,20 @@ Everything a request carries is checked before the provider is asked for anythin
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from loguru import logger
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-import server
-import twiml
-from admission import CapacityDep
-from api_key import ApiKeyDep
-from call_status import CallStatusStore
-from metrics import MetricsDep
-from placers import EXOTEL_STATUS_PATH, Placer, exotel_status_token, placers_for
-from settings import Settings
-from telephony.placing import CallNotPlaced
+from deps import ApiKeyDep, CallStatusDep, CapacityDep, MetricsDep, PlacersDep, SettingsDep
+from dialout.placers import EXOTEL_STATUS_PATH, exotel_status_token, placers_for
+from dialout.placing import CallNotPlaced
+from dialout.request import DialoutAnswer, DialoutRequest
 from telephony.twilio import signature_is_valid
-
-# E.164, ASCII digits only (a Unicode-aware \d would let other scripts' digits through).
-E164 = re.compile(r"\+[1-9][0-9]{1,14}")
-PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
-# XML 1.0 cannot carry these characters at all, escaped or not.
-NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-MAX_PARAMETERS = 32
-MAX_PARAMETER_VALUE = 1000
-
-
-class DialoutRequest(BaseModel):
-    """The body of `POST /dialout`."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    provider: str = Field("twilio", description="Who places the call: twilio or exotel.")
-    to: str = Field(description="The number to call, E.164, e.g. +15551234567.")
-    from_: str | None = Field(
-        None,
-        alias="from",
-        description="Caller id, E.164; default TWILIO_PHONE_NUMBER (EXOTEL_CALLER_ID).",
-    )
-    parameters: dict[str, str] = Field(
-        default_factory=dict,
-        description="Data for the bot (customer id, campaign, `greeting`, `system_prompt`).",
-    )
-    machine_detection: Literal["Enable", "DetectMessageEnd"] | None = None
-    timeout: int | None = Field(None, ge=5, le=600, description="Seconds to let it ring.")
-    time_limit: int | None = Field(None, ge=1, le=14400, description="Longest call, seconds.")
-    record: bool | None = None
-
-    @field_validator("to", "from_")
-    @classmethod
-    def _e164(cls, value: str | None) -> str | None:
-        if value is not None and not E164.fullmatch(value):
-            raise ValueError(f"{value!r} is not an E.164 number like +15551234567")
-        return value
-
-    @field_validator("parameters")
-    @classmethod
-    def _sane_parameters(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > MAX_PARAMETERS:
-            raise ValueError(f"at most {MAX_PARAMETERS} parameters")
-        for name, text in value.items():
-            if not PARAMETER_NAME.fullmatch(name):
-                raise ValueError(
-                    f"parameter name {name[:80]!r} must be 1-64 letters, digits, '_', '.' "
-                    "or '-', starting with a letter"
-                )
-            if name in twiml.RESERVED:
-                raise ValueError(f"parameter name {name!r} is reserved for the server")
-            if len(text) > MAX_PARAMETER_VALUE:
-                raise ValueError(f"parameter {name!r} is over {MAX_PARAMETER_VALUE} characters")
-            if NOT_XML.search(text):
-                raise ValueError(f"parameter {name!r} holds control characters")
-        return value
-
-
-class DialoutAnswer(BaseModel):
-    """The answer to a placed call."""
-
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
-
-    call_sid: str
-    status: str
-    to: str
-    from_: str = Field(alias="from")
-    status_url: str
+from urls import public_base, signed_url
 
 
 @asynccontextmanager
@@ -116,23 +41,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(lifespan=lifespan)
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
-
-
-def get_call_status(request: Request) -> CallStatusStore:
-    return request.app.state.call_status  # type: ignore[no-any-return]
-
-
-def get_placers(request: Request) -> dict[str, Placer]:
-    return request.app.state.placers  # type: ignore[no-any-return]
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-CallStatusDep = Annotated[CallStatusStore, Depends(get_call_status)]
-PlacersDep = Annotated[dict[str, Placer], Depends(get_placers)]
 
 
 def refused(status: int, detail: str, **extra: object) -> JSONResponse:
@@ -163,7 +71,7 @@ async def place_call(
     if prefixes and not body.to.startswith(tuple(prefixes)):
         logger.warning(f"Dial-out refused: {_redacted(body.to)} is outside the allowed prefixes")
         return refused(403, "This destination is not in DIALOUT_ALLOWED_PREFIXES")
-    base = server.public_base(request.headers, request.url.scheme, settings)
+    base = public_base(request, settings)
     try:
         call = await placer.place(body, base)
     except CallNotPlaced as e:
@@ -209,8 +117,7 @@ async def status_callback(
     """Twilio's progress report on a placed call: keep its latest status."""
     form = await request.form()
     if settings.validates_signatures:
-        base = server.public_base(request.headers, request.url.scheme, settings)
-        url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        url = signed_url(request, settings)
         if not signature_is_valid(settings, url, form, request.headers.get("x-twilio-signature")):
             logger.warning(f"Status callback refused: bad X-Twilio-Signature for {url}")
             return Response("invalid signature", status_code=403, media_type="text/plain")

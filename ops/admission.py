@@ -1,4 +1,4 @@
-"""Admission control: whether this process takes one more call.
+"""Admission control: whether this process takes one more call, and the calls it holds.
 
 A process holds at most `MAX_CALLS` calls, and none new while it drains for a
 restart. The webhook only asks (`refusal`): Twilio may open the media stream on
@@ -8,6 +8,9 @@ slot (`admit`) and keeps it until the call ends.
 At capacity or while draining, the webhook answers `<Reject reason="busy"/>`,
 the media stream closes with 1013 (try again later) and `/dialout` answers 503
 with `Retry-After` (`require_capacity`).
+
+The calls themselves (their bots) are registered here too, by call SID, for the
+drain's goodbye and the active-calls gauge.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-from fastapi import Depends, HTTPException
-from starlette.requests import HTTPConnection
+from fastapi import HTTPException
+
+if TYPE_CHECKING:
+    from bot import Bot
 
 # A load balancer, or a dial-out client, should try again (elsewhere) after this long.
 RETRY_AFTER_SECS = 10
@@ -42,6 +47,7 @@ class Admission:
         self._live = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._bots: dict[str, Bot] = {}
 
     @property
     def live(self) -> int:
@@ -91,6 +97,24 @@ class Admission:
         """Refuse every new call from now on; live calls go on."""
         self.draining = True
 
+    def add(self, bot: Bot) -> None:
+        """Track a call from its pipeline's start."""
+        self._bots[bot.call.call_sid] = bot
+
+    def remove(self, bot: Bot) -> None:
+        """Forget a call once its pipeline has ended."""
+        if self._bots.get(bot.call.call_sid) is bot:
+            del self._bots[bot.call.call_sid]
+
+    def bots(self) -> list[Bot]:
+        """The live calls' bots."""
+        return list(self._bots.values())
+
+    @property
+    def running(self) -> int:
+        """How many calls have a running bot."""
+        return len(self._bots)
+
     async def wait_idle(self, timeout: float) -> bool:  # noqa: ASYNC109
         """Wait up to `timeout` seconds for every call to end; return whether they did."""
         try:
@@ -101,16 +125,8 @@ class Admission:
         return True
 
 
-def admission_of(connection: HTTPConnection) -> Admission:
-    """The app's `Admission`, for a request or a websocket."""
-    return connection.app.state.admission  # type: ignore[no-any-return]
-
-
-AdmissionDep = Annotated[Admission, Depends(admission_of)]
-
-
-def require_capacity(admission: AdmissionDep) -> None:
-    """A route dependency that answers 503 with `Retry-After` when no call can be taken.
+def require_capacity(admission: Admission) -> None:
+    """Answer 503 with `Retry-After` when no call can be taken (a route dependency, see `deps`).
 
     Raises:
         HTTPException: 503 while draining or at capacity.
@@ -121,7 +137,3 @@ def require_capacity(admission: AdmissionDep) -> None:
             detail=f"this server takes no new calls now: {refusal}",
             headers={"Retry-After": str(RETRY_AFTER_SECS)},
         )
-
-
-# For a route that would start a call: `_capacity: CapacityDep` (after its auth).
-CapacityDep = Annotated[None, Depends(require_capacity)]

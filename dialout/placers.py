@@ -14,19 +14,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar, Protocol
 from urllib.parse import urlencode
 
 from loguru import logger
 
 import twiml
+from dialout import exotel as exotel_rest
+from dialout.placing import CallNotPlaced, PlacedCall
+from dialout.request import DialoutRequest
+from dialout.twilio import TwilioCalls
 from settings import Settings
-from telephony import exotel_rest
-from telephony.placing import CallNotPlaced, PlacedCall
-from telephony.twilio_rest import TwilioCalls
-
-if TYPE_CHECKING:
-    from dialout import DialoutRequest
+from urls import stream_url
 
 TWIML_LIMIT = 4000  # Twilio's limit on inline TwiML (error 32018)
 EXOTEL_STATUS_PATH = "/exotel/status"
@@ -71,7 +70,7 @@ class TwilioPlacer:
             "from_number": from_number,
             "to_number": request.to,
         }
-        document = twiml.connect_stream(twiml.stream_url(base), parameters)
+        document = twiml.connect_stream(stream_url(base), parameters)
         if len(document) > TWIML_LIMIT:
             raise CallNotPlaced(
                 422,

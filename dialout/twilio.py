@@ -19,14 +19,14 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from settings import Settings
-from telephony.placing import (
+from dialout.placing import (
     MAYBE_PLACED,
     RATE_LIMITED_RETRY_SECS,
     UNREACHABLE_RETRY_SECS,
     CallNotPlaced,
     PlacedCall,
 )
+from settings import Settings
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")

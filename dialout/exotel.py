@@ -26,13 +26,13 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 import aiohttp
 from loguru import logger
 
-from settings import Settings
-from telephony.placing import (
+from dialout.placing import (
     MAYBE_PLACED,
     RATE_LIMITED_RETRY_SECS,
     UNREACHABLE_RETRY_SECS,
     CallNotPlaced,
 )
+from settings import Settings
 
 # Exotel's documented limits for Calls/connect and the applet's custom parameters.
 MAX_STREAM_URL = 600

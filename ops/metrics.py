@@ -19,17 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
 from pipecat.frames.frames import BotStartedSpeakingFrame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
-from starlette.requests import HTTPConnection
 
 REJECTED = "rejected"
 NO_ERROR_CODE = "none"
@@ -188,19 +185,3 @@ class FirstBotAudioObserver(BaseObserver):
         ):
             self._report(time.monotonic() - self._since)
             self._report = None
-
-
-def metrics_of(connection: HTTPConnection) -> Metrics:
-    """The app's `Metrics`, for a request or a websocket."""
-    return connection.app.state.metrics  # type: ignore[no-any-return]
-
-
-MetricsDep = Annotated[Metrics, Depends(metrics_of)]
-
-router = APIRouter()
-
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics_endpoint(metrics: MetricsDep) -> Response:
-    """Every metric, for Prometheus to scrape."""
-    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

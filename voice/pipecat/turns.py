@@ -29,7 +29,7 @@ from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import (
     SpeechTimeoutUserTurnStopStrategy,
 )
 
-from voice.vad import FastSileroVAD
+from voice.pipecat.vad import FastSileroVAD
 
 # How often to look again while VAD makes up its mind: one Silero window at 8 kHz.
 RECHECK_SECS = 0.032

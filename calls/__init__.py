@@ -1,0 +1,1 @@
+"""The calls this server answers and runs: Twilio's webhook, and each call's media stream."""

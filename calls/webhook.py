@@ -1,0 +1,62 @@
+"""POST /: Twilio's voice webhook, answered with TwiML that streams the call to /ws.
+
+Anything in the webhook URL's query string becomes a `<Parameter>` of the
+stream (per-number personas without code); the server adds `from_number`,
+`to_number` and `direction` itself. Twilio never gets a 5xx: at capacity the
+call is rejected busy, and a bad signature gets 403.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from loguru import logger
+
+import twiml
+from deps import AdmissionDep, MetricsDep, RecordsDep, SettingsDep
+from ops.metrics import WebhookOutcome
+from telephony.call_info import RESERVED_PARAMETERS
+from telephony.twilio import signature_is_valid
+from urls import public_base, signed_url, stream_url
+
+TWIML = "application/xml"
+
+router = APIRouter()
+
+
+@router.post("/")
+async def voice_webhook(
+    request: Request,
+    settings: SettingsDep,
+    admission: AdmissionDep,
+    metrics: MetricsDep,
+    records: RecordsDep,
+) -> Response:
+    """Answer an incoming call: stream it to the bot, or reject it busy."""
+    form = await request.form()
+    if settings.validates_signatures:
+        url = signed_url(request, settings)
+        if not signature_is_valid(settings, url, form, request.headers.get("x-twilio-signature")):
+            logger.warning(f"Webhook refused: bad X-Twilio-Signature for {url}")
+            metrics.webhook(WebhookOutcome.INVALID_SIGNATURE)
+            return Response("invalid signature", status_code=403, media_type="text/plain")
+    call_sid = str(form.get("CallSid", ""))
+    with logger.contextualize(call_sid=call_sid or "-"):
+        custom = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMETERS}
+        caller, called = str(form.get("From", "")), str(form.get("To", ""))
+        if (refusal := admission.refusal) is not None:
+            logger.warning(f"Incoming call rejected busy: {refusal}")
+            metrics.webhook(WebhookOutcome.REJECTED)
+            if call_sid:
+                records.rejected(call_sid, from_number=caller, to_number=called, parameters=custom)
+            return Response(twiml.reject_busy(), media_type=TWIML)
+        parameters = custom | {
+            "from_number": caller,
+            "to_number": called,
+            "direction": "inbound",
+        }
+        logger.info("Incoming call: streaming it to /ws")
+        metrics.webhook(WebhookOutcome.CONNECTED)
+        if call_sid:
+            records.incoming(call_sid, from_number=caller, to_number=called, parameters=custom)
+        body = twiml.connect_stream(stream_url(public_base(request, settings)), parameters)
+    return Response(body, media_type=TWIML)

@@ -1,0 +1,1 @@
+"""Dial-out: placing calls through Twilio or Exotel, and following their status."""

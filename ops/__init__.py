@@ -1,0 +1,1 @@
+"""Running the server in production: admission, drain, health, metrics, logs."""
