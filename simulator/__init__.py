@@ -15,6 +15,7 @@ buffer, so timings and marks behave as they would on a phone line::
 The command line is ``python simulate.py --help``.
 """
 
+from simulator.arguments import DEFAULT_NUMBERS
 from simulator.audio import (
     AUDIBLE_PEAK,
     FRAME_BYTES,
@@ -31,7 +32,7 @@ from simulator.audio import (
     write_wav,
 )
 from simulator.call import DTMF_SPACING, REPLY_GAP, SimulatedCall
-from simulator.cli import CALLEE_PICKUP_SECS, DEFAULT_NUMBERS, main
+from simulator.cli import CALLEE_PICKUP_SECS, main
 from simulator.dialout import CALL_PROGRESS, CallsApi, PlacedCall, place_dialout, report_status
 from simulator.errors import (
     CallEnded,

@@ -8,17 +8,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
 import time
 import wave
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import aiohttp
 from websockets.exceptions import WebSocketException
 
+from simulator.arguments import DEFAULT_NUMBERS, Step, parser
 from simulator.audio import SAMPLE_RATE, read_wav, synthesize, write_wav
 from simulator.call import SimulatedCall
 from simulator.dialout import CallsApi, place_dialout, report_status
@@ -30,129 +29,7 @@ from simulator.twilio import parse_twiml
 CALLEE_PICKUP_SECS = 0.8
 
 
-@dataclass(frozen=True)
-class _Step:
-    kind: str  # "say", "wav" or "dtmf"
-    value: str
-
-
-def _step(kind: str) -> Callable[[str], _Step]:
-    return lambda value: _Step(kind, value)
-
-
-def _parameter(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected k=v, got {text!r}")
-    return key, value
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Call a Switchboard server the way Twilio would, without a phone."
-    )
-    parser.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:8000")
-    parser.add_argument(
-        "--provider",
-        choices=("twilio", "exotel"),
-        default="twilio",
-        help="whose side to play: Twilio (webhook, then Media Stream) or Exotel (Voicebot applet)",
-    )
-    parser.add_argument(
-        "--sample-rate",
-        type=int,
-        choices=(8000, 16000),
-        default=SAMPLE_RATE,
-        help="Exotel only: the applet's ?sample-rate=",
-    )
-    parser.add_argument(
-        "--ws-user",
-        default=os.environ.get("EXOTEL_WS_USERNAME"),
-        help="Exotel only: Basic auth user of the applet URL (default: $EXOTEL_WS_USERNAME)",
-    )
-    parser.add_argument(
-        "--ws-password",
-        default=os.environ.get("EXOTEL_WS_PASSWORD"),
-        help="Exotel only: its password (default: $EXOTEL_WS_PASSWORD)",
-    )
-    # The caller's script: each step, in the order given on the command line.
-    for kind, metavar, help_text in (
-        ("say", "TEXT", "speak TEXT (Piper voice); repeatable, runs in order with --wav/--dtmf"),
-        ("wav", "FILE", "speak the audio of a WAV file"),
-        ("dtmf", "DIGITS", "press keypad DIGITS"),
-    ):
-        parser.add_argument(
-            f"--{kind}",
-            dest="script",
-            action="append",
-            type=_step(kind),
-            metavar=metavar,
-            help=help_text,
-        )
-    parser.add_argument(
-        "--param",
-        action="append",
-        type=_parameter,
-        default=[],
-        metavar="K=V",
-        help="extra voice webhook form field; with --dialout a parameter of the call; "
-        "with Exotel a custom parameter",
-    )
-    parser.add_argument(
-        "--auth-token",
-        default=os.environ.get("TWILIO_AUTH_TOKEN"),
-        help="sign requests with this token (default: $TWILIO_AUTH_TOKEN)",
-    )
-    parser.add_argument(
-        "--account-sid",
-        default=os.environ.get("TWILIO_ACCOUNT_SID"),
-        help="AccountSid to call as (default: $TWILIO_ACCOUNT_SID, else random)",
-    )
-    parser.add_argument("--from", dest="from_number", help="the caller's number")
-    parser.add_argument("--to", dest="to_number", help="the number dialled")
-    parser.add_argument(
-        "--dialout",
-        action="store_true",
-        help="have the server call --to (POST /dialout) and play the callee",
-    )
-    parser.add_argument(
-        "--api-key",
-        default=os.environ.get("DIALOUT_API_KEY"),
-        help="bearer key for /dialout (default: $DIALOUT_API_KEY)",
-    )
-    parser.add_argument(
-        "--twilio-api",
-        default=os.environ.get("TWILIO_API_BASE_URL"),
-        metavar="URL",
-        help="with --dialout, serve Twilio's Calls API here, e.g. http://127.0.0.1:8765; "
-        "the server's TWILIO_API_BASE_URL must be the same (default: $TWILIO_API_BASE_URL)",
-    )
-    parser.add_argument("--out", default="reply.wav", help="WAV of what the caller heard")
-    parser.add_argument(
-        "--hangup-after",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="stay on the line this long after the bot's last reply",
-    )
-    parser.add_argument(
-        "--reply-timeout",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="how long to wait for the bot to start each reply",
-    )
-    return parser
-
-
-# The caller and the number dialled, when --from/--to are not given.
-DEFAULT_NUMBERS = {
-    "twilio": ("+15550001111", "+15550002222"),
-    "exotel": ("+919876543210", "+918047491899"),
-}
-
-
-def _speech_for(step: _Step) -> bytes:
+def _speech_for(step: Step) -> bytes:
     return synthesize(step.value) if step.kind == "say" else read_wav(step.value)
 
 
@@ -207,7 +84,7 @@ def _call_for(args: argparse.Namespace) -> SimulatedCall:
 
 
 async def _run(args: argparse.Namespace) -> str | None:
-    script: Sequence[_Step] = args.script or []
+    script: Sequence[Step] = args.script or []
     speech: list[bytes] = []
     for step in script:  # before dialing, so the caller never waits on synthesis
         if step.kind == "dtmf":
@@ -231,7 +108,7 @@ async def _run(args: argparse.Namespace) -> str | None:
 
 
 async def _run_dialout(
-    args: argparse.Namespace, log: _Timeline, script: Sequence[_Step], speech: Iterator[bytes]
+    args: argparse.Namespace, log: _Timeline, script: Sequence[Step], speech: Iterator[bytes]
 ) -> str | None:
     if not args.twilio_api:
         return "--dialout needs --twilio-api (or $TWILIO_API_BASE_URL), e.g. http://127.0.0.1:8765"
@@ -273,7 +150,7 @@ async def _converse(
     args: argparse.Namespace,
     log: _Timeline,
     call: SimulatedCall,
-    script: Sequence[_Step],
+    script: Sequence[Step],
     speech_for: Iterator[bytes],
     *,
     callee: bool = False,
@@ -329,7 +206,7 @@ def _report(args: argparse.Namespace, call: SimulatedCall) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         failure = asyncio.run(_run(args))
     except CallRejected as exc:

@@ -214,7 +214,7 @@ class ExotelCall(SimulatedCall):
     @property
     def unplayed_speech(self) -> bool:
         """Whether audible bot audio was held or queued, not yet heard (lost if closed now)."""
-        queued = (item for item in self._playout if isinstance(item, bytes))
+        queued = self.earpiece.queued_audio()
         held = (message.audio for _, message in self._held)
         return any(is_audible(audio) for audio in (*queued, *held))
 

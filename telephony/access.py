@@ -12,6 +12,11 @@ leave a way in through Exotel.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
 from starlette.datastructures import Headers
 
 from settings import Settings
@@ -45,8 +50,8 @@ def admitted_providers(
     # A server that checks Twilio's signatures is not left open through Exotel:
     # unauthenticated Exotel streams are for servers that check nothing.
     exotel_barred = not settings.exotel_authenticates and settings.validates_signatures
-    exotel_ok = not exotel_barred and exotel.upgrade_is_authorized(client_host, headers, settings)
-    if exotel.claims_exotel(headers):
+    exotel_ok = not exotel_barred and upgrade_is_authorized(client_host, headers, settings)
+    if claims_exotel(headers):
         if not exotel_ok:
             raise Unauthorized("invalid credentials")
         return frozenset({exotel.NAME})
@@ -68,3 +73,73 @@ def confirm(call: CallInfo, admitted: frozenset[str]) -> None:
     """
     if call.provider not in admitted:
         raise Unauthorized(f"no valid {call.provider} credentials")
+
+
+def claims_exotel(headers: Headers) -> bool:
+    """Whether an upgrade carries the Basic credentials Exotel sends from the applet URL."""
+    return headers.get("authorization", "").lower().startswith("basic ")
+
+
+def _basic_credentials(headers: Headers) -> tuple[bytes, bytes] | None:
+    scheme, _, encoded = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = decoded.partition(b":")
+    return (user, password) if sep else None
+
+
+def credentials_match(headers: Headers, settings: Settings) -> bool:
+    """Whether the upgrade's `Authorization: Basic` header holds the configured credentials."""
+    if settings.exotel_ws_username is None or settings.exotel_ws_password is None:
+        return False
+    given = _basic_credentials(headers) or (b"", b"")
+    # Both halves are always compared, in constant time, so timing tells nothing.
+    user_ok = hmac.compare_digest(given[0], settings.exotel_ws_username.encode())
+    password = settings.exotel_ws_password.get_secret_value().encode()
+    return user_ok & hmac.compare_digest(given[1], password)
+
+
+def peer_address(
+    client_host: str | None, headers: Headers, settings: Settings
+) -> IPv4Address | IPv6Address | None:
+    """The address a request came from.
+
+    `X-Forwarded-For` counts only behind a proxy listed in `EXOTEL_TRUSTED_PROXIES`:
+    the peer is then the right-most address in the chain that is not a trusted proxy.
+    """
+    try:
+        peer = ip_address(client_host or "")
+    except ValueError:
+        return None
+    trusted = settings.exotel_trusted_proxies
+    if not any(peer in network for network in trusted):
+        return peer
+    forwarded = [hop.strip() for hop in headers.get("x-forwarded-for", "").split(",")]
+    for hop in reversed([hop for hop in forwarded if hop]):
+        try:
+            address = ip_address(hop)
+        except ValueError:
+            return None
+        if not any(address in network for network in trusted):
+            return address
+    return peer
+
+
+def upgrade_is_authorized(client_host: str | None, headers: Headers, settings: Settings) -> bool:
+    """Whether an upgrade may carry an Exotel stream: credentials and address, as configured.
+
+    With neither `EXOTEL_WS_USERNAME`/`EXOTEL_WS_PASSWORD` nor `EXOTEL_ALLOWED_IPS`
+    set, every upgrade may (the server warns about it at start-up; see `admitted_providers`
+    for the one exception).
+    """
+    if settings.exotel_ws_username is not None and not credentials_match(headers, settings):
+        return False
+    if settings.exotel_allowed_ips:
+        address = peer_address(client_host, headers, settings)
+        if address is None or not any(address in net for net in settings.exotel_allowed_ips):
+            return False
+    return True

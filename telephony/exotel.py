@@ -1,31 +1,23 @@
-"""Exotel's Voicebot applet: recognising a stream, its serializer, and who may open one.
+"""Exotel's Voicebot applet: recognising a stream, and its serializer.
 
 Exotel speaks Twilio's Media Streams protocol with snake_case fields and raw
-16-bit PCM instead of μ-law. Two rules of its own shape this module:
-
-- Outbound `media` chunks must be a multiple of 320 bytes, from 3,200 bytes to
-  100 KB; anything else makes Exotel wait 20 ms between chunks, which the
-  caller hears as gaps.
-- There is no hang-up message: closing the websocket ends the applet at once,
-  dropping whatever audio Exotel has not played yet. So the serializer keeps a
-  model of Exotel's playout and, when the bot ends the call, holds the close
-  until the farewell has been heard, with a margin for the network.
+16-bit PCM instead of μ-law. It plays only some chunk sizes without gaps, and
+has no hang-up message: closing the websocket ends the applet at once, dropping
+whatever audio Exotel has not played yet. So the serializer sends only valid
+chunks and keeps a model of Exotel's playout (both in `exotel_playout`) and,
+when the bot ends the call, holds the close until the farewell has been heard,
+with a margin for the network. Who may open a stream as Exotel: `access`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
-import hmac
 import json
-import math
 import time
-from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 from urllib.parse import parse_qsl
 
-import numpy as np
 from loguru import logger
 from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.audio.utils import create_stream_resampler
@@ -42,12 +34,12 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.base_serializer import FrameSerializer
-from starlette.datastructures import Headers
 
 from settings import Settings
 from telephony.call_info import RESERVED_PARAMETERS, CallInfo
 from telephony.errors import HandshakeError
-from telephony.serializer import CallEvents, decode_safely, parse_message
+from telephony.exotel_playout import Playout, Rechunker, chunk_10ms_count
+from telephony.serializer import CallEvents, SafeDecoding
 
 NAME = "exotel"
 QUIET_EVENTS = frozenset({"connected", "start"})
@@ -60,13 +52,6 @@ PCM16_ENCODINGS = frozenset(
 )
 # Exotel's URL parameters that ride along with the custom ones and are not call data.
 WIRE_PARAMETERS = frozenset({"sample-rate"})
-
-CHUNK_ALIGN = 320
-MIN_CHUNK = 3200
-MAX_CHUNK = 100_000 - 100_000 % CHUNK_ALIGN
-
-# Bot audio quieter than this is padding, not speech the caller waits to hear.
-AUDIBLE_PEAK = 64
 # Network and Exotel's jitter buffer, on top of the modelled playout, before closing.
 PLAYOUT_MARGIN_SECS = 0.5
 # However long the model says, never hold a finished call open longer than this.
@@ -142,15 +127,6 @@ def call_info(start: dict[str, Any]) -> CallInfo:
     )
 
 
-def chunk_10ms_count(sample_rate: int) -> int:
-    """The fewest 10 ms blocks of PCM16 at `sample_rate` that make one valid Exotel chunk."""
-    block = sample_rate // 100 * 2
-    count = math.ceil(MIN_CHUNK / block)
-    while (count * block) % CHUNK_ALIGN:
-        count += 1
-    return count
-
-
 def transport_options(call: CallInfo) -> dict[str, Any]:
     """Websocket transport settings for an Exotel call.
 
@@ -162,64 +138,7 @@ def transport_options(call: CallInfo) -> dict[str, Any]:
     return {"audio_out_10ms_chunks": chunk_10ms_count(call.sample_rate)}
 
 
-class Rechunker:
-    """Regroups outbound PCM16 into chunks Exotel plays without gaps.
-
-    A chunk goes out as soon as 3,200 bytes are pending, cut to a multiple of
-    320 bytes and at most 100 KB; the rest waits for the next audio.
-    """
-
-    def __init__(self) -> None:
-        self._pending = bytearray()
-
-    @property
-    def pending(self) -> int:
-        """Bytes waiting for more audio."""
-        return len(self._pending)
-
-    def push(self, pcm: bytes) -> bytes | None:
-        """Add audio; return the next chunk to send, if one is complete."""
-        self._pending += pcm
-        if len(self._pending) < MIN_CHUNK:
-            return None
-        size = min(len(self._pending) - len(self._pending) % CHUNK_ALIGN, MAX_CHUNK)
-        chunk = bytes(self._pending[:size])
-        del self._pending[:size]
-        return chunk
-
-    def clear(self) -> None:
-        """Drop the pending audio (the caller interrupted)."""
-        self._pending.clear()
-
-
-class Playout:
-    """When the audio sent so far will have been heard: Exotel plays it in order, in real time."""
-
-    def __init__(self, sample_rate: int) -> None:
-        self._bytes_per_sec = sample_rate * 2
-        self._ends_at = 0.0
-        self.speech_ends_at = 0.0
-
-    def sent(self, chunk: bytes, now: float) -> None:
-        """Account for a chunk handed to Exotel at monotonic time `now`."""
-        starts_at = max(now, self._ends_at)
-        self._ends_at = starts_at + len(chunk) / self._bytes_per_sec
-        samples = np.abs(np.frombuffer(chunk, dtype="<i2").astype(np.int32))
-        audible = np.flatnonzero(samples > AUDIBLE_PEAK)
-        if audible.size:
-            heard = (int(audible[-1]) + 1) * 2 / self._bytes_per_sec
-            self.speech_ends_at = starts_at + heard
-
-    def cleared(self) -> None:
-        """Exotel dropped everything not yet played."""
-        self._ends_at = self.speech_ends_at = 0.0
-
-    def speech_remaining(self, now: float) -> float:
-        """Seconds until the last speech sent has been played: negative once it has."""
-        return self.speech_ends_at - now
-
-
-class ExotelSerializer(FrameSerializer):
+class ExotelSerializer(SafeDecoding, FrameSerializer):
     """Exotel's Voicebot protocol for Pipecat's websocket transport.
 
     Beyond Pipecat's stock Exotel serializer it reads the media format from
@@ -293,13 +212,6 @@ class ExotelSerializer(FrameSerializer):
         logger.debug(f"Waiting {wait:.2f} s for Exotel to play the last words before closing")
         await asyncio.sleep(wait)
 
-    async def deserialize(self, data: str | bytes) -> Frame | None:
-        """Decode an Exotel message; malformed ones are logged and dropped."""
-        message = parse_message(data)
-        if message is None:
-            return None
-        return await decode_safely(message, self._decode)
-
     async def _decode(self, message: dict[str, Any]) -> Frame | None:
         event = message.get("event")
         if event == "media":
@@ -326,76 +238,3 @@ class ExotelSerializer(FrameSerializer):
         if event not in QUIET_EVENTS:
             logger.warning(f"Ignoring unknown Exotel event {event!r}")
         return None
-
-
-# -- Who may open a stream as Exotel --------------------------------------------------
-
-
-def claims_exotel(headers: Headers) -> bool:
-    """Whether an upgrade carries the Basic credentials Exotel sends from the applet URL."""
-    return headers.get("authorization", "").lower().startswith("basic ")
-
-
-def _basic_credentials(headers: Headers) -> tuple[bytes, bytes] | None:
-    scheme, _, encoded = headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    user, sep, password = decoded.partition(b":")
-    return (user, password) if sep else None
-
-
-def credentials_match(headers: Headers, settings: Settings) -> bool:
-    """Whether the upgrade's `Authorization: Basic` header holds the configured credentials."""
-    if settings.exotel_ws_username is None or settings.exotel_ws_password is None:
-        return False
-    given = _basic_credentials(headers) or (b"", b"")
-    # Both halves are always compared, in constant time, so timing tells nothing.
-    user_ok = hmac.compare_digest(given[0], settings.exotel_ws_username.encode())
-    password = settings.exotel_ws_password.get_secret_value().encode()
-    return user_ok & hmac.compare_digest(given[1], password)
-
-
-def peer_address(
-    client_host: str | None, headers: Headers, settings: Settings
-) -> IPv4Address | IPv6Address | None:
-    """The address a request came from.
-
-    `X-Forwarded-For` counts only behind a proxy listed in `EXOTEL_TRUSTED_PROXIES`:
-    the peer is then the right-most address in the chain that is not a trusted proxy.
-    """
-    try:
-        peer = ip_address(client_host or "")
-    except ValueError:
-        return None
-    trusted = settings.exotel_trusted_proxies
-    if not any(peer in network for network in trusted):
-        return peer
-    forwarded = [hop.strip() for hop in headers.get("x-forwarded-for", "").split(",")]
-    for hop in reversed([hop for hop in forwarded if hop]):
-        try:
-            address = ip_address(hop)
-        except ValueError:
-            return None
-        if not any(address in network for network in trusted):
-            return address
-    return peer
-
-
-def upgrade_is_authorized(client_host: str | None, headers: Headers, settings: Settings) -> bool:
-    """Whether an upgrade may carry an Exotel stream: credentials and address, as configured.
-
-    With neither `EXOTEL_WS_USERNAME`/`EXOTEL_WS_PASSWORD` nor `EXOTEL_ALLOWED_IPS`
-    set, every upgrade may (the server warns about it at start-up; see `telephony.access`
-    for the one exception).
-    """
-    if settings.exotel_ws_username is not None and not credentials_match(headers, settings):
-        return False
-    if settings.exotel_allowed_ips:
-        address = peer_address(client_host, headers, settings)
-        if address is None or not any(address in net for net in settings.exotel_allowed_ips):
-            return False
-    return True

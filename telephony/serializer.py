@@ -49,12 +49,23 @@ class CallEvents:
             self._on_stop()
 
 
-async def decode_safely(
-    message: dict[str, Any], handle: Callable[[dict[str, Any]], Any]
-) -> Frame | None:
-    """Run a provider's message handler; a malformed message is logged and dropped."""
-    try:
-        return await handle(message)
-    except Exception as e:
-        logger.warning(f"Ignoring a malformed {message.get('event')!r} message: {e!r}")
-        return None
+class SafeDecoding:
+    """A serializer's `deserialize`: one parse per frame, and bad frames logged, never fatal.
+
+    The provider's serializer puts this first among its bases and implements
+    `_decode(message)` for one parsed JSON object.
+    """
+
+    async def deserialize(self, data: str | bytes) -> Frame | None:
+        """Decode one websocket frame; malformed ones are logged and dropped."""
+        message = parse_message(data)
+        if message is None:
+            return None
+        try:
+            return await self._decode(message)
+        except Exception as e:
+            logger.warning(f"Ignoring a malformed {message.get('event')!r} message: {e!r}")
+            return None
+
+    async def _decode(self, message: dict[str, Any]) -> Frame | None:
+        raise NotImplementedError

@@ -7,7 +7,7 @@ from typing import Any
 
 from loguru import logger
 from pipecat.audio.dtmf.types import KeypadEntry
-from pipecat.audio.utils import ulaw_to_pcm
+from pipecat.audio.utils import create_stream_resampler, ulaw_to_pcm
 from pipecat.frames.frames import (
     CancelFrame,
     EndFrame,
@@ -15,12 +15,13 @@ from pipecat.frames.frames import (
     InputAudioRawFrame,
     InputDTMFFrame,
 )
+from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from twilio.request_validator import RequestValidator
 
 from settings import Settings
 from telephony.call_info import RESERVED_PARAMETERS, CallInfo
-from telephony.serializer import CallEvents, decode_safely, parse_message
+from telephony.serializer import CallEvents, SafeDecoding
 
 NAME = "twilio"
 QUIET_EVENTS = frozenset({"connected", "start", "mark"})
@@ -64,7 +65,7 @@ def transport_options(call: CallInfo) -> dict[str, Any]:
     return {"audio_out_10ms_chunks": 10}
 
 
-class TwilioSerializer(TwilioFrameSerializer):
+class TwilioSerializer(SafeDecoding, TwilioFrameSerializer):
     """Pipecat's Twilio serializer, hardened.
 
     It parses each frame once, survives malformed frames, ends the call on
@@ -91,19 +92,21 @@ class TwilioSerializer(TwilioFrameSerializer):
             ),
         )
         self.events = events
+        # Our own decoding state, not the parent's private fields: those may change.
+        self._wire_rate = call.sample_rate
+        self._pipeline_rate = call.sample_rate
+        self._caller_resampler = create_stream_resampler()
+
+    async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
+        """Learn the pipeline's audio rate."""
+        await super().setup(setup)
+        self._pipeline_rate = setup.audio_in_sample_rate
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
         """Encode a frame for Twilio; skip the hang-up when the caller already left."""
         if isinstance(frame, (EndFrame, CancelFrame)) and self.events.caller_left:
             return None
         return await super().serialize(frame)
-
-    async def deserialize(self, data: str | bytes) -> Frame | None:
-        """Decode a Twilio message; malformed ones are logged and dropped."""
-        message = parse_message(data)
-        if message is None:
-            return None
-        return await decode_safely(message, self._decode)
 
     async def _decode(self, message: dict[str, Any]) -> Frame | None:
         event = message.get("event")
@@ -112,9 +115,9 @@ class TwilioSerializer(TwilioFrameSerializer):
             if not payload:
                 return None
             pcm = await ulaw_to_pcm(
-                payload, self._twilio_sample_rate, self._sample_rate, self._input_resampler
+                payload, self._wire_rate, self._pipeline_rate, self._caller_resampler
             )
-            return InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self._sample_rate)
+            return InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self._pipeline_rate)
         if event == "dtmf":
             return InputDTMFFrame(KeypadEntry(message["dtmf"]["digit"]))
         if event == "stop":

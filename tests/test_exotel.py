@@ -24,13 +24,13 @@ from settings import Settings
 from simulator import ExotelCall, ExotelMediaStream, cli, synthesize
 from telephony import HandshakeError, Unauthorized, identify
 from telephony.access import admitted_providers, confirm
-from telephony.exotel import (
+from telephony.exotel import custom_parameters
+from telephony.exotel_playout import (
     CHUNK_ALIGN,
     MAX_CHUNK,
     MIN_CHUNK,
     Rechunker,
     chunk_10ms_count,
-    custom_parameters,
 )
 from tests.conftest import MakeServer, offline_settings
 from tests.fake_exotel import FakeExotel

@@ -339,8 +339,12 @@ def test_reply_starts_skip_bot_audio_that_runs_on() -> None:
     call.utterance_ends = [10.0, 20.0, 30.0]
     # A reply after silence; talk running through an utterance's end, then a
     # clear and the real reply; an utterance never answered.
-    call._audio_times = [10.6, 10.62, 19.9, 20.1, 20.12, 20.9, 21.5]
-    call._clear_times = [20.5]
+    speech = np.full(160, 8000, dtype="<i2").tobytes()
+    for arrived in (10.6, 10.62, 19.9, 20.1, 20.12):
+        call.earpiece.media(arrived, speech)
+    call.earpiece.clear(20.5)
+    for arrived in (20.9, 21.5):
+        call.earpiece.media(arrived, speech)
     assert call.reply_starts() == [10.6, 20.9, None]
     assert call.reply_latencies() == pytest.approx([0.6, 0.9])
 

@@ -28,18 +28,16 @@ volume ≥ `min_volume`, `start_secs`, `stop_secs`) but:
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import math
-import weakref
 from collections import deque
-from typing import NamedTuple
 
 import numpy as np
 import onnxruntime
-from loguru import logger
 from pipecat.audio.utils import normalize_value
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
+
+from voice.loudness import K_WEIGHTING_TAPS, k_weighting
+from voice.silero import RATES, SileroBatcher, silence_state
 
 # A window quieter than this is not speech: the model is not asked.
 QUIET_DBFS = -65.0
@@ -54,161 +52,10 @@ RESET_LOW_CONFIDENCE_WINDOWS = 5
 # nothing below the -70 LUFS absolute gate.
 VOLUME_WINDOW_SECS = 0.4
 LOUDNESS_FLOOR, LOUDNESS_CEILING, ABSOLUTE_GATE = -110.0, -10.0, -70.0
-# A window waits at most this long for others to share its ONNX run: well under
-# the 20 ms between packets, and at 30 calls it makes batches of about 6 windows,
-# each scored for under half the cost of a run of its own.
-BATCH_WAIT_SECS = 0.01
-MAX_BATCH = 64
-PRIMING_WINDOWS = 16
 # The caller counts as settled into quiet (see `caller_quiet`) after this long:
 # past the turn's pause window (0.4 s), so a caller who goes on is heard at once.
 SETTLED_QUIET_SECS = 0.5
-# Each session's state after silence, by rate (see `silence_state`).
-_SILENCE_STATES: weakref.WeakKeyDictionary[onnxruntime.InferenceSession, dict[int, np.ndarray]] = (
-    weakref.WeakKeyDictionary()
-)
-K_WEIGHTING_TAPS = 32
 _FULL_SCALE_SQUARED = 32768.0**2
-_STATE_SHAPE = (2, 1, 128)
-_RATES = {8000: (256, 32), 16000: (512, 64)}  # window samples, context samples
-
-
-@functools.cache
-def k_weighting(sample_rate: int) -> np.ndarray:
-    """BS.1770's K-weighting pre-filter at `sample_rate`, as a short FIR.
-
-    The high shelf (+4 dB above ~1.7 kHz) of the standard, with libebur128's
-    coefficients for any rate; its impulse response has decayed by
-    `K_WEIGHTING_TAPS`. The standard's second stage, a 38 Hz high-pass, is left
-    out: telephone audio has nothing that low.
-    """
-    f0, gain_db, q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
-    k = math.tan(math.pi * f0 / sample_rate)
-    vh = 10 ** (gain_db / 20)
-    vb = vh**0.4996667741545416
-    a0 = 1 + k / q + k * k
-    b = ((vh + vb * k / q + k * k) / a0, 2 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0)
-    a = (2 * (k * k - 1) / a0, (1 - k / q + k * k) / a0)
-    taps = np.zeros(K_WEIGHTING_TAPS)
-    x1 = x2 = y1 = y2 = 0.0
-    for n in range(K_WEIGHTING_TAPS):
-        x0 = 1.0 if n == 0 else 0.0
-        y0 = b[0] * x0 + b[1] * x1 + b[2] * x2 - a[0] * y1 - a[1] * y2
-        taps[n], x2, x1, y2, y1 = y0, x1, x0, y1, y0
-    return taps[::-1].astype(np.float32)  # np.convolve flips it back
-
-
-def silence_state(session: onnxruntime.InferenceSession, sample_rate: int) -> np.ndarray:
-    """Silero's recurrent state after `PRIMING_WINDOWS` of silence from a reset.
-
-    That is the state Pipecat's analyzer meets speech with after a quiet spell
-    (it resets in silence, then goes on scoring the silence). A bare reset meets
-    it unprepared, and misses a short word ("Yes.") that follows.
-    """
-    states = _SILENCE_STATES.setdefault(session, {})
-    state = states.get(sample_rate)
-    if state is None:
-        window, context = _RATES[sample_rate]
-        state = np.zeros(_STATE_SHAPE, dtype=np.float32)
-        silence = np.zeros((1, context + window), dtype=np.float32)
-        rate = np.array(sample_rate, dtype=np.int64)
-        for _ in range(PRIMING_WINDOWS):
-            _, state = session.run(None, {"input": silence, "state": state, "sr": rate})
-        state = states[sample_rate] = np.asarray(state, dtype=np.float32)
-    return state
-
-
-class _Window(NamedTuple):
-    audio: np.ndarray  # (1, context + window) float32
-    state: np.ndarray  # (2, 1, 128) float32
-    scored: asyncio.Future[tuple[float, np.ndarray]]
-
-
-class SileroBatcher:
-    """Scores the Silero windows of every call on one event loop, together.
-
-    The first window queued starts a short wait (`BATCH_WAIT_SECS`); every window
-    queued until it ends shares one ONNX run with it.
-    """
-
-    def __init__(self, session: onnxruntime.InferenceSession) -> None:
-        """Batch windows for `session` on the running event loop."""
-        self._session = session
-        self._loop = asyncio.get_running_loop()
-        self._pending: dict[int, list[_Window]] = {}
-        self._flush: asyncio.Handle | None = None
-        self._urgent = False
-
-    @classmethod
-    def shared(cls, session: onnxruntime.InferenceSession) -> SileroBatcher:
-        """The running loop's batcher for `session`."""
-        batchers = _BATCHERS.setdefault(asyncio.get_running_loop(), {})
-        batcher = batchers.get(id(session))
-        if batcher is None or batcher._session is not session:
-            batcher = batchers[id(session)] = cls(session)
-        return batcher
-
-    def score(
-        self, audio: np.ndarray, state: np.ndarray, sample_rate: int, *, urgent: bool = False
-    ) -> asyncio.Future[tuple[float, np.ndarray]]:
-        """Queue one window (with its context) and its call's state for the next run.
-
-        Args:
-            audio: The window, after its context: shape (1, context + window).
-            state: The call's recurrent state.
-            sample_rate: The call's rate.
-            urgent: Run at the next loop iteration, with whatever is queued by then
-                (a reply waits on this window).
-
-        Returns:
-            A future of the speech probability and the call's next state.
-        """
-        scored = self._loop.create_future()
-        waiting = self._pending.setdefault(sample_rate, [])
-        waiting.append(_Window(audio, state, scored))
-        if len(waiting) >= MAX_BATCH:
-            self._pending[sample_rate] = []
-            self._run(waiting, sample_rate)
-        elif urgent and not self._urgent:
-            if self._flush is not None:
-                self._flush.cancel()
-            self._urgent = True
-            self._flush = self._loop.call_soon(self._run_pending)
-        elif self._flush is None:
-            self._flush = self._loop.call_later(BATCH_WAIT_SECS, self._run_pending)
-        return scored
-
-    def _run_pending(self) -> None:
-        self._flush, self._urgent = None, False
-        pending, self._pending = self._pending, {}
-        for sample_rate, windows in pending.items():
-            live = [w for w in windows if not w.scored.done()]
-            for start in range(0, len(live), MAX_BATCH):
-                self._run(live[start : start + MAX_BATCH], sample_rate)
-
-    def _run(self, windows: list[_Window], sample_rate: int) -> None:
-        try:
-            probabilities, states = self._session.run(
-                None,
-                {
-                    "input": np.concatenate([w.audio for w in windows]),
-                    "state": np.concatenate([w.state for w in windows], axis=1),
-                    "sr": np.array(sample_rate, dtype=np.int64),
-                },
-            )
-        except Exception as e:  # a failed run must not stall every call's VAD
-            logger.error(f"Silero VAD failed on a batch of {len(windows)}: {e!r}")
-            for w in windows:
-                w.scored.set_result((0.0, w.state))
-            return
-        for row, w in enumerate(windows):
-            w.scored.set_result((float(probabilities[row][0]), states[:, row : row + 1, :].copy()))
-
-
-# Each event loop's batchers, by the id of their session.
-_BATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, SileroBatcher]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 class FastSileroVAD(VADAnalyzer):
@@ -237,10 +84,10 @@ class FastSileroVAD(VADAnalyzer):
 
     def set_sample_rate(self, sample_rate: int) -> None:
         """Set the call's rate: Silero knows 8 and 16 kHz only."""
-        if sample_rate not in _RATES:
+        if sample_rate not in RATES:
             raise ValueError(f"Silero VAD needs 8000 or 16000 Hz, not {sample_rate}")
         super().set_sample_rate(sample_rate)
-        window, _ = _RATES[sample_rate]
+        window, _ = RATES[sample_rate]
         self._levels = deque(maxlen=math.ceil(VOLUME_WINDOW_SECS * sample_rate / window))
         self._settled_windows = math.ceil(SETTLED_QUIET_SECS * sample_rate / window)
         self._reset_model()
@@ -266,7 +113,7 @@ class FastSileroVAD(VADAnalyzer):
 
     def num_frames_required(self) -> int:
         """Samples per Silero window: 256 at 8 kHz, 512 at 16 kHz."""
-        return _RATES.get(self.sample_rate, (256, 32))[0]
+        return RATES.get(self.sample_rate, (256, 32))[0]
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
         """Analyze a chunk of audio and return the VAD state after it.
@@ -397,7 +244,7 @@ class FastSileroVAD(VADAnalyzer):
         return self._prev_volume + self._smoothing_factor * (volume - self._prev_volume)
 
     def _reset_model(self) -> None:
-        _, context = _RATES.get(self.sample_rate, (256, 32))
+        _, context = RATES.get(self.sample_rate, (256, 32))
         self._windows_since_reset = 0
         self._state = silence_state(self._session, self.sample_rate or 8000).copy()
         self._context = np.zeros((1, context), dtype=np.float32)

@@ -1,0 +1,118 @@
+"""What a benchmark run measures: the servers under test, their steps, and the limits.
+
+The limits say when a server no longer holds its load (see `bench.judge`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot import USER_PAUSE_SECS
+from settings import Settings
+
+LATENCY_LIMIT_MS = 250.0
+# The bot's audio may arrive this much behind real time before the caller hears a gap.
+LATENESS_LIMIT_MS = 100.0
+# Replies in the second half of a step slower than in the first by this much: backlog.
+BACKLOG_LIMIT_MS = 100.0
+# Fewer replies than this in either half, and the two medians say nothing (one
+# offline call, whose replies vary with Whisper's work by as much as the limit).
+BACKLOG_MIN_REPLIES = 4
+MISSED_LIMIT = 0.02
+VAD_STOP_SECS = float(Settings.model_fields["vad_stop_secs"].default)  # Pipecat's default too
+BURST_CALLS = 20
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server under test and the waits its configuration puts in every reply."""
+
+    name: str
+    command: list[str]
+    configured_wait_secs: float
+    latency_limit_ms: float = LATENCY_LIMIT_MS
+    steps: tuple[int, ...] = ()
+    burst: bool = True  # also start BURST_CALLS calls within a second
+
+
+@dataclass
+class Plan:
+    """How long and how far the benchmark goes."""
+
+    mode: str
+    step_secs: float
+    warmup_secs: float
+    bisect: int
+    burst_calls: int
+    burst_secs: float
+    server_core: int
+    loadgen_core: int
+    servers: list[Server] = field(default_factory=list)
+
+
+MODES = ("full", "quick", "smoke")
+
+
+def plan(mode: str, workdir: Path) -> Plan:
+    """The servers and steps for a full, quick, or smoke (CI: tiny N, no timing) run."""
+    cores = sorted(os.sched_getaffinity(0))
+    server_core, loadgen_core = cores[0], cores[-1]
+    clip = str(workdir / "clip.wav")
+    data = ["--data", str(workdir)]
+    python = sys.executable
+    both = VAD_STOP_SECS + USER_PAUSE_SECS
+    steps_by_mode: dict[str, dict[str, tuple[int, ...]]] = {
+        "full": {
+            "switchboard": (4, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192),
+            "baseline": (2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 64),
+            "baseline_smart_turn": (1, 2, 4, 6, 8, 12, 16),
+            "offline": (1, 2, 3, 4, 5, 6, 8, 10),
+        },
+        "quick": {
+            "switchboard": (4, 16, 32, 48, 64, 80, 96, 128, 160),
+            "baseline": (4, 8, 12, 16, 20, 24, 32, 40, 48, 64),
+            "baseline_smart_turn": (1, 2, 4, 8, 12, 16),
+            "offline": (1, 2, 3, 4, 6),
+        },
+        "smoke": {"switchboard": (2,), "baseline": (2,)},
+    }
+    steps = steps_by_mode[mode]
+    servers = [
+        Server(
+            "switchboard",
+            [python, "-m", "bench.switchboard", "--profile", "bench", "--clip", clip, *data],
+            both,
+        ),
+        Server(
+            "baseline",
+            [python, "-m", "bench.baseline", "--pause", str(USER_PAUSE_SECS), "--clip", clip],
+            both,
+        ),
+        Server(
+            "baseline_smart_turn", [python, "-m", "bench.baseline", "--clip", clip], VAD_STOP_SECS
+        ),
+        # Whisper transcribing and Piper speaking count as overhead here, on the same
+        # core (~0.85 s for one call): allow for them.
+        Server(
+            "offline",
+            [python, "-m", "bench.switchboard", "--profile", "offline", *data],
+            both,
+            latency_limit_ms=1000.0,
+            burst=False,
+        ),
+    ]
+    return Plan(
+        mode=mode,
+        step_secs={"full": 40.0, "quick": 16.0, "smoke": 8.0}[mode],
+        warmup_secs=0.0 if mode == "smoke" else 6.0,
+        bisect={"full": 2, "quick": 1, "smoke": 0}[mode],
+        burst_calls=3 if mode == "smoke" else BURST_CALLS,
+        burst_secs=4.0 if mode == "smoke" else 8.0,
+        server_core=server_core,
+        loadgen_core=loadgen_core,
+        servers=[dataclasses.replace(s, steps=steps[s.name]) for s in servers if s.name in steps],
+    )
