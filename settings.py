@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     exotel_caller_id: str | None = None
     exotel_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.in.exotel.com")
 
-    # Operations: admission control and graceful drain (see admission.py, serve.py).
+    # Operations: admission control and graceful drain (see ops/admission.py, ops/drain.py).
     # Unset: what the benchmark measured for the voice services chosen (`call_capacity`).
     max_calls: int | None = Field(None, ge=1)
     drain_timeout: float = Field(300.0, ge=0)

@@ -14,10 +14,11 @@ They never run on the production path: only `bench/` builds them.
 from __future__ import annotations
 
 import wave
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipecat.audio.utils import create_file_resampler
 from pipecat.frames.frames import (
     Frame,
     LLMContextFrame,
@@ -25,6 +26,7 @@ from pipecat.frames.frames import (
     LLMFullResponseStartFrame,
     LLMTextFrame,
     TranscriptionFrame,
+    TTSAudioRawFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -107,17 +109,15 @@ class BenchTTS(TTSService):
         )
         self._clip = clip
         self._clip_rate = clip_rate
+        self._clips: dict[int, bytes] = {}  # the clip resampled, by output rate
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
         """Yield the clip as one chunk, as a local TTS yields a sentence."""
-
-        async def chunks() -> AsyncIterator[bytes]:
-            yield self._clip
-
-        async for frame in self._stream_audio_frames_from_iterator(
-            chunks(), in_sample_rate=self._clip_rate, context_id=context_id
-        ):
-            yield frame
+        rate = self.sample_rate
+        if rate not in self._clips:
+            resampler = create_file_resampler()
+            self._clips[rate] = await resampler.resample(self._clip, self._clip_rate, rate)
+        yield TTSAudioRawFrame(self._clips[rate], rate, 1, context_id=context_id)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from loguru import logger
 
 import twiml
-from dialout import exotel as exotel_rest
+from dialout import exotel as exotel_api
 from dialout.placing import CallNotPlaced, PlacedCall
 from dialout.request import DialoutRequest
 from dialout.twilio import TwilioCalls
@@ -110,7 +110,7 @@ class ExotelPlacer:
     UNSUPPORTED: ClassVar[tuple[str, ...]] = ("machine_detection", "timeout")
 
     def __init__(
-        self, settings: Settings, *, timeout: float = exotel_rest.REQUEST_TIMEOUT_SECS
+        self, settings: Settings, *, timeout: float = exotel_api.REQUEST_TIMEOUT_SECS
     ) -> None:
         """Prepare the placer.
 
@@ -119,7 +119,7 @@ class ExotelPlacer:
             timeout: Seconds to wait for Exotel's answer to one request.
         """
         self._settings = settings
-        self._client = exotel_rest.ExotelClient(settings, timeout=timeout)
+        self._client = exotel_api.ExotelClient(settings, timeout=timeout)
 
     async def place(self, request: DialoutRequest, base: str) -> PlacedCall:
         unsupported = [name for name in self.UNSUPPORTED if getattr(request, name) is not None]
@@ -128,14 +128,14 @@ class ExotelPlacer:
         # The parameters ride on the stream URL (they come back in `start`) and in
         # CustomField (Exotel's call record and terminal status callback).
         custom_field = urlencode(request.parameters) or None
-        if custom_field is not None and len(custom_field) > exotel_rest.MAX_CUSTOM_FIELD:
+        if custom_field is not None and len(custom_field) > exotel_api.MAX_CUSTOM_FIELD:
             raise CallNotPlaced(
                 422,
                 f"The parameters are {len(custom_field)} characters URL-encoded, over "
-                f"Exotel's CustomField limit of {exotel_rest.MAX_CUSTOM_FIELD}",
+                f"Exotel's CustomField limit of {exotel_api.MAX_CUSTOM_FIELD}",
             )
         try:
-            stream = exotel_rest.stream_url(base, request.parameters, self._settings)
+            stream = exotel_api.stream_url(base, request.parameters, self._settings)
         except ValueError as e:
             raise CallNotPlaced(422, str(e)) from None
         token = exotel_status_token(self._settings)
@@ -149,8 +149,8 @@ class ExotelPlacer:
                 caller_id=request.from_,
                 record=request.record,
             )
-        except exotel_rest.ExotelError as e:
-            answer = exotel_rest.refusal(e)
+        except exotel_api.ExotelError as e:
+            answer = exotel_api.refusal(e)
             logger.warning(f"Exotel did not place the call: {e}")
             raise answer from None
         except ValueError as e:  # a stream URL longer than Exotel takes
