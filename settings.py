@@ -6,7 +6,6 @@ never appear in a log line or a repr.
 
 from __future__ import annotations
 
-import os
 import re
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network
@@ -21,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ops.cpus import available_cpus
 
 
 class STTChoice(StrEnum):
@@ -289,5 +290,5 @@ class Settings(BaseSettings):
         if self.max_calls is not None:
             return self.max_calls
         if self.stt is STTChoice.WHISPER or self.tts is TTSChoice.PIPER:
-            return OFFLINE_CALLS_PER_CORE * len(os.sched_getaffinity(0))
+            return OFFLINE_CALLS_PER_CORE * available_cpus()
         return CLOUD_MAX_CALLS

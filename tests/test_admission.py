@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import httpx
 import pytest
 
+import settings as settings_module
 from ops.admission import RETRY_AFTER_SECS
-from settings import CLOUD_MAX_CALLS, OFFLINE_CALLS_PER_CORE
 from simulator import CallRejected, SimulatedCall, synthesize
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.fake_twilio import FakeTwilio
@@ -87,8 +86,11 @@ async def test_dialout_at_capacity_answers_503_with_retry_after(make_server: Mak
         assert twilio.calls_created() == []
 
 
-def test_unset_max_calls_takes_the_measured_capacity_of_the_services_chosen() -> None:
-    offline_capacity = OFFLINE_CALLS_PER_CORE * len(os.sched_getaffinity(0))
+def test_unset_max_calls_takes_the_measured_capacity_of_the_services_chosen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(settings_module, "available_cpus", lambda: 3)
+    offline_capacity = 3  # one call per CPU with Whisper or Piper in the process
     offline = offline_settings()
     cloud = offline_settings(
         deepgram_api_key="dg-key", openai_api_key="sk-key", cartesia_api_key="ct-key"
@@ -96,14 +98,17 @@ def test_unset_max_calls_takes_the_measured_capacity_of_the_services_chosen() ->
     whisper_only = offline_settings(openai_api_key="sk-key", cartesia_api_key="ct-key")
     assert offline.max_calls is None
     assert offline.call_capacity == offline_capacity
-    assert cloud.call_capacity == CLOUD_MAX_CALLS
+    assert cloud.call_capacity == 26  # half of what one core held in the benchmark
     assert whisper_only.call_capacity == offline_capacity
     assert offline_settings(max_calls="").call_capacity == offline_capacity
     assert offline_settings(max_calls="7", deepgram_api_key="dg-key").call_capacity == 7
 
 
-async def test_readiness_reports_the_capacity_in_force(make_server: MakeServer) -> None:
+async def test_readiness_reports_the_capacity_in_force(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings_module, "available_cpus", lambda: 2)
     server = make_server(max_calls=None)
     status, body = await readiness(server.url)
     assert status == 200
-    assert body["max_calls"] == OFFLINE_CALLS_PER_CORE * len(os.sched_getaffinity(0))
+    assert body["max_calls"] == 2
