@@ -1,4 +1,5 @@
-"""Shared fixtures: the voice stack, real servers on loopback, Whisper to listen, databases."""
+"""Shared fixtures: the voice stack, real servers on loopback, Whisper to listen, databases,
+and fakes of the telephony providers' REST APIs."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from loguru import logger
 
 from server import create_app
 from settings import Settings
+from tests.fake_exotel import FakeExotel
+from tests.fake_twilio import FakeTwilio
 from tests.postgres import PostgresServer
 from tests.server_thread import ServerThread
 from voice import VoiceStack
@@ -23,6 +26,7 @@ TEST_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 
 MakeServer = Callable[..., ServerThread]
+Transcribe = Callable[[bytes], str]
 TEST_MAX_CALLS = 20
 
 # Pipecat logs every frame hop at DEBUG; a failing test's output should stay readable.
@@ -77,7 +81,7 @@ def make_server(voice_stack: VoiceStack, tmp_path: Path) -> Iterator[MakeServer]
 
 
 @pytest.fixture
-def transcribe(voice_stack: VoiceStack) -> Callable[[bytes], str]:
+def transcribe(voice_stack: VoiceStack) -> Transcribe:
     """Transcribe 8 kHz PCM16 (what a caller heard) with the server's own Whisper model."""
 
     def run(pcm8k: bytes) -> str:
@@ -103,3 +107,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.create_database()
+
+
+@pytest.fixture
+def twilio() -> Iterator[FakeTwilio]:
+    """A fake of Twilio's REST API for the test account, serving for one test."""
+    with FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def exotel() -> Iterator[FakeExotel]:
+    """A fake of Exotel's Calls/connect API, serving for one test."""
+    with FakeExotel() as fake:
+        yield fake

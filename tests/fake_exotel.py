@@ -15,53 +15,23 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
-from collections import deque
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import ClassVar
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
-from tests.loopback import LoopbackServer
+from tests.fake_rest import Answer, FakeRestApi, RecordedRequest
 
 CONNECT_PATH = re.compile(r"^/v1/Accounts/(?P<account>[^/]+)/Calls/connect(?:\.json)?$")
 PHONE_NUMBER = re.compile(r"^\+?[0-9]{6,15}$")
 STATUS_EVENTS = frozenset({"answered", "terminal", "ringing"})
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the fake received, whatever it answered.
-
-    Attributes:
-        method: HTTP method.
-        path: URL path.
-        form: Form fields in order; a repeated key appears once per value.
-        auth_ok: The Basic credentials were the key and token of the account in the path.
-        status: The HTTP status the fake answered.
-    """
-
-    method: str
-    path: str
-    form: list[tuple[str, str]]
-    auth_ok: bool
-    status: int
-
-    def value(self, key: str) -> str | None:
-        """The first value of a form field, or None."""
-        return next((v for k, v in self.form if k == key), None)
-
-    def values(self, key: str) -> list[str]:
-        """Every value of a form field, in order."""
-        return [v for k, v in self.form if k == key]
-
-
-def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
+def _error(status: int, message: str) -> Answer:
     return status, {"RestException": {"Status": status, "Message": message}}
 
 
-class FakeExotel(LoopbackServer):
+class FakeExotel(FakeRestApi):
     """Exotel's Calls/connect, served on a free loopback port from a background thread.
 
     Attributes:
@@ -72,21 +42,15 @@ class FakeExotel(LoopbackServer):
     """
 
     name = "fake-exotel"
+    routes: ClassVar[tuple[re.Pattern[str], ...]] = (CONNECT_PATH,)
+    realm: ClassVar[str] = "Exotel"
 
     def __init__(self) -> None:
-        super().__init__()
-        self.account_sid = "switchboard" + secrets.token_hex(4)
         self.api_key = secrets.token_hex(12)
         self.api_token = secrets.token_hex(20)
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._failures: deque[tuple[int, str]] = deque()
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request so far, oldest first (a copy)."""
-        with self._lock:
-            return list(self._requests)
+        super().__init__(
+            "switchboard" + secrets.token_hex(4), user=self.api_key, password=self.api_token
+        )
 
     def calls_placed(self) -> list[RecordedRequest]:
         """Calls/connect requests that placed a call (answered 200)."""
@@ -94,39 +58,15 @@ class FakeExotel(LoopbackServer):
 
     def fail_next(self, status: int, message: str) -> None:
         """Answer the next valid Calls/connect with this error (queued, in order)."""
-        with self._lock:
-            self._failures.append((status, message))
+        self.queue_failure(_error(status, message))
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def read_form(self, request: web.Request) -> list[tuple[str, str]]:
+        """A POST's form fields in order, urlencoded or multipart; a GET has none."""
         posted = await request.post() if request.method == "POST" else {}
-        form = [(str(k), str(v)) for k, v in posted.items()]
-        route = CONNECT_PATH.match(request.path)
-        auth_ok = route is not None and self._authorized(
-            request.headers.get("Authorization"), route["account"]
-        )
-        with self._lock:
-            status, payload = self._answer(request.method, route, form, auth_ok)
-            self._requests.append(
-                RecordedRequest(request.method, request.path, form, auth_ok, status)
-            )
-        headers = {"WWW-Authenticate": 'Basic realm="Exotel"'} if status == 401 else None
-        return web.json_response(payload, status=status, headers=headers)
+        return [(str(k), str(v)) for k, v in posted.items()]
 
-    def _authorized(self, header: str | None, account: str) -> bool:
-        try:
-            credentials = BasicAuth.decode(header or "")
-        except ValueError:
-            return False
-        return (
-            secrets.compare_digest(credentials.login, self.api_key)
-            and secrets.compare_digest(credentials.password, self.api_token)
-            and account == self.account_sid
-        )
-
-    def _answer(
-        self, method: str, route: re.Match[str] | None, form: list[tuple[str, str]], auth_ok: bool
-    ) -> tuple[int, dict[str, Any]]:
-        if route is None or method != "POST":
+    def answer(self, method: str, path: str, form: list[tuple[str, str]], auth_ok: bool) -> Answer:
+        if not CONNECT_PATH.match(path) or method != "POST":
             return _error(404, "The requested resource was not found")
         if not auth_ok:
             return _error(401, "Authentication is required to view this resource.")
@@ -146,8 +86,8 @@ class FakeExotel(LoopbackServer):
         events = [v for k, v in form if k == "StatusCallbackEvents[]"]
         if any(event not in STATUS_EVENTS for event in events):
             return _error(400, f"Invalid StatusCallbackEvents: {events}")
-        if self._failures:
-            return _error(*self._failures.popleft())
+        if failure := self.queued_failure():
+            return failure
         created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         return 200, {
             "Call": {

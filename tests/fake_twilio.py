@@ -15,18 +15,12 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
 import xml.etree.ElementTree as ElementTree
-from collections import deque
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any
-from urllib.parse import parse_qsl
+from typing import Any, ClassVar
 
-from aiohttp import BasicAuth, web
-
-from tests.loopback import LoopbackServer
+from tests.fake_rest import Answer, FakeRestApi, RecordedRequest
 
 API_VERSION = "2010-04-01"
 CALLS_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Calls\.json$")
@@ -37,34 +31,7 @@ PHONE_NUMBER = re.compile(r"^\+[1-9]\d{6,14}$")
 ADDRESS = re.compile(r"^(client:\S+|sip:\S+@\S+)$")
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the fake received, whatever it answered.
-
-    Attributes:
-        method: HTTP method.
-        path: URL path, e.g. ``/2010-04-01/Accounts/AC…/Calls.json``.
-        form: Form fields in order; a repeated key appears once per value.
-        auth_ok: The Basic credentials were right for the account in the path.
-        status: The HTTP status the fake answered.
-    """
-
-    method: str
-    path: str
-    form: list[tuple[str, str]]
-    auth_ok: bool
-    status: int
-
-    def value(self, key: str) -> str | None:
-        """The first value of a form field, or None."""
-        return next((v for k, v in self.form if k == key), None)
-
-    def values(self, key: str) -> list[str]:
-        """Every value of a form field, in order."""
-        return [v for k, v in self.form if k == key]
-
-
-def _error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
+def _error(status: int, code: int, message: str) -> Answer:
     return status, {
         "code": code,
         "message": message,
@@ -77,7 +44,7 @@ def _now() -> str:
     return format_datetime(datetime.now(UTC).replace(microsecond=0))
 
 
-class FakeTwilio(LoopbackServer):
+class FakeTwilio(FakeRestApi):
     """Twilio's Calls API, served on a free loopback port from a background thread.
 
     Attributes:
@@ -87,29 +54,21 @@ class FakeTwilio(LoopbackServer):
     """
 
     name = "fake-twilio"
+    routes: ClassVar[tuple[re.Pattern[str], ...]] = (CALLS_PATH, CALL_PATH)
+    realm: ClassVar[str] = "Twilio API"
 
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
-        self.account_sid = account_sid or "AC" + secrets.token_hex(16)
+        account_sid = account_sid or "AC" + secrets.token_hex(16)
         self.auth_token = auth_token or secrets.token_hex(16)
-        super().__init__()
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self._failures: deque[tuple[int, int, str]] = deque()
+        super().__init__(account_sid, user=account_sid, password=self.auth_token)
         self._calls: dict[str, dict[str, Any]] = {}
         self._gone: set[str] = set()
 
     # -- What tests set and read --
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request so far, oldest first (a copy)."""
-        with self._lock:
-            return list(self._requests)
-
     def fail_next(self, status: int, code: int, message: str) -> None:
         """Answer the next Calls create with this Twilio error (queued, in order)."""
-        with self._lock:
-            self._failures.append((status, code, message))
+        self.queue_failure(_error(status, code, message))
 
     def mark_gone(self, call_sid: str) -> None:
         """Make updates to this call answer 404, as for a call Twilio no longer has."""
@@ -130,39 +89,7 @@ class FakeTwilio(LoopbackServer):
 
     # -- Serving --
 
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.text()
-        form = (
-            parse_qsl(body, keep_blank_values=True)
-            if request.content_type == "application/x-www-form-urlencoded"
-            else []
-        )
-        route = CALLS_PATH.match(request.path) or CALL_PATH.match(request.path)
-        auth_ok = route is not None and self._authorized(
-            request.headers.get("Authorization"), route["account"]
-        )
-        with self._lock:
-            status, payload = self._answer(request.method, request.path, form, auth_ok)
-            self._requests.append(
-                RecordedRequest(request.method, request.path, form, auth_ok, status)
-            )
-        headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'} if status == 401 else None
-        return web.json_response(payload, status=status, headers=headers)
-
-    def _authorized(self, header: str | None, account: str) -> bool:
-        try:
-            credentials = BasicAuth.decode(header or "")
-        except ValueError:
-            return False
-        return (
-            secrets.compare_digest(credentials.login, self.account_sid)
-            and secrets.compare_digest(credentials.password, self.auth_token)
-            and account == self.account_sid
-        )
-
-    def _answer(
-        self, method: str, path: str, form: list[tuple[str, str]], auth_ok: bool
-    ) -> tuple[int, dict[str, Any]]:
+    def answer(self, method: str, path: str, form: list[tuple[str, str]], auth_ok: bool) -> Answer:
         create, update = CALLS_PATH.match(path), CALL_PATH.match(path)
         if not (create and method == "POST") and not (update and method in ("GET", "POST")):
             return _error(404, 20404, f"The requested resource {path} was not found")
@@ -176,7 +103,7 @@ class FakeTwilio(LoopbackServer):
             return _error(404, 20404, f"The requested resource {path} was not found")
         return self._update(call_sid, fields if method == "POST" else {})
 
-    def _create(self, fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    def _create(self, fields: dict[str, str]) -> Answer:
         to, from_ = fields.get("To", ""), fields.get("From", "")
         if not to:
             return _error(400, 21201, "No 'To' number is specified")
@@ -196,13 +123,13 @@ class FakeTwilio(LoopbackServer):
                 ElementTree.fromstring(fields["Twiml"])
             except ElementTree.ParseError as exc:
                 return _error(400, 12100, f"Document parse failure: {exc}")
-        if self._failures:
-            return _error(*self._failures.popleft())
+        if failure := self.queued_failure():
+            return failure
         call_sid = "CA" + secrets.token_hex(16)
         self._calls[call_sid] = self._resource(call_sid, to=to, from_=from_)
         return 201, self._calls[call_sid]
 
-    def _update(self, call_sid: str, fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    def _update(self, call_sid: str, fields: dict[str, str]) -> Answer:
         # A call the fake did not create is one Twilio delivered: an inbound call.
         call = self._calls.setdefault(
             call_sid,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from types import TracebackType
 from typing import Self
 
 from aiohttp import web
 
+from tests.lifecycle import Service
 
-class LoopbackServer:
+
+class LoopbackServer(Service):
     """Serves `handle` for every method and path; subclasses implement it.
 
     Attributes:
@@ -28,19 +29,7 @@ class LoopbackServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         raise NotImplementedError
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
+    def start(self) -> Self:
         """Start serving; returns once the port accepts connections."""
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -53,6 +42,7 @@ class LoopbackServer:
         self._thread.start()
         if not ready.wait(timeout=10):
             raise RuntimeError(f"the {self.name} server did not start")
+        return self
 
     def _serve(
         self, loop: asyncio.AbstractEventLoop, sock: socket.socket, ready: threading.Event

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-# Piper speaks sentence by sentence: on a busy machine the gap between two can pass a second.
-QUIET = 2.0
+from tests.conversation import QUIET as QUIET  # the operations tests wait out the bot with it
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -15,11 +15,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
+from tests.lifecycle import Service, came_up, stop_process
 from tests.server_thread import free_port
 
 DEBIAN_BINARIES = Path("/usr/lib/postgresql")
@@ -41,7 +40,7 @@ def find_binaries() -> Path:
     return versions[-1]
 
 
-class PostgresServer:
+class PostgresServer(Service):
     """A PostgreSQL server of its own on 127.0.0.1, for one test session."""
 
     def __init__(self) -> None:
@@ -99,12 +98,9 @@ class PostgresServer:
                 cwd=self.root,
                 **self._as_user,
             )
-        deadline = time.monotonic() + 60
-        while not self._accepts_connections():
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"PostgreSQL did not start; see {self.log}")
-            time.sleep(0.1)
+        if not came_up(self._process, self._accepts_connections, within=60, poll=0.1):
+            self.stop()
+            raise RuntimeError(f"PostgreSQL did not start; see {self.log}")
         return self
 
     def _accepts_connections(self) -> bool:
@@ -131,22 +127,5 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove its folder."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGINT)
-            try:
-                self._process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process, signal.SIGINT)
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

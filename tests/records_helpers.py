@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from records.models import Call
 from records.store import CallStore
-
-
-def words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text.lower()))
+from simulator import SimulatedCall
 
 
 @asynccontextmanager
@@ -55,3 +51,14 @@ async def record_when(
             have = [(t.role, t.text) for t in call.turns] if call else "no record"
             raise AssertionError(f"call {call_sid} not {ready} within {within} s: {have}")
         await asyncio.sleep(0.2)
+
+
+async def say_after_the_greeting(store: CallStore, call: SimulatedCall, speech: bytes) -> None:
+    """Say `speech` once the greeting is on record and heard out; wait for the reply's record.
+
+    Returns once three turns are on record: the greeting, the caller's and the bot's reply.
+    """
+    await record_when(store, call.call_sid, ready="turns", turns=1)
+    await call.wait_for_bot_quiet(quiet=1.0)
+    await call.say(speech)
+    await record_when(store, call.call_sid, ready="turns", turns=3)

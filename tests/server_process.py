@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from settings import Settings
+from tests.lifecycle import Service, came_up, stop_process
 from tests.server_thread import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +25,7 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.upper() not in ours}
 
 
-class ServerProcess:
+class ServerProcess(Service):
     """`python server.py` on a free loopback port, configured by environment variables.
 
     It runs in `workdir` (no `.env` there), its output goes to `workdir/server-PORT.log`.
@@ -52,12 +51,9 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + within
-        while not self._healthy():
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the server did not start:\n{self.log()[-3000:]}")
-            time.sleep(0.2)
+        if not came_up(self._process, self._healthy, within=within, poll=0.2):
+            self.stop()
+            raise RuntimeError(f"the server did not start:\n{self.log()[-3000:]}")
         return self
 
     def _healthy(self) -> bool:
@@ -93,21 +89,4 @@ class ServerProcess:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it lingers."""
-        if self._process is None or self._process.poll() is not None:
-            return
-        self.signal(signal.SIGTERM)
-        try:
-            self.wait(within=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        stop_process(self._process, signal.SIGTERM)

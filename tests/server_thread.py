@@ -7,10 +7,12 @@ import socket
 import threading
 import time
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+
+from tests.lifecycle import Service
 
 T = TypeVar("T")
 
@@ -22,7 +24,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ServerThread:
+class ServerThread(Service):
     """Serve `app` on a free loopback port until `stop()`."""
 
     def __init__(self, app: FastAPI) -> None:
@@ -41,7 +43,7 @@ class ServerThread:
         asyncio.set_event_loop(self.loop)
         self.loop.run_until_complete(self.server.serve())
 
-    def start(self) -> ServerThread:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 60
         while not self.server.started:
@@ -66,9 +68,3 @@ class ServerThread:
             return len(asyncio.all_tasks())
 
         return self.call(count())
-
-    def __enter__(self) -> ServerThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -6,7 +6,6 @@ import asyncio
 import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -15,22 +14,11 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from simulator import SimulatedCall, synthesize
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
+from simulator import SimulatedCall
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, Transcribe
+from tests.conversation import QUIET, hear_goodbye, hear_greeting, hear_reply, speak, words
 from tests.fake_twilio import FakeTwilio
 from tests.server_thread import ServerThread
-
-Transcribe = Callable[[bytes], str]
-# Piper speaks sentence by sentence: on a busy machine the gap between two can pass a second.
-QUIET = 2.0
-
-
-def words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text.lower()))
-
-
-async def speak(text: str) -> bytes:
-    return await asyncio.to_thread(synthesize, text)
 
 
 async def post_webhook(url: str, form: dict[str, str], headers: dict[str, str] | None = None):
@@ -142,16 +130,10 @@ async def test_a_caller_talks_to_the_echo_agent_and_says_goodbye(
         goodbye = await speak("Goodbye.")
         async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
             await call.dial()
-            await call.wait_for_bot_audio(timeout=20)
-            await call.wait_for_bot_quiet(quiet=QUIET)
-            greeting = transcribe(call.heard)
+            greeting = transcribe(await hear_greeting(call))
             assert {"repeat", "goodbye"} <= words(greeting), greeting
 
-            heard_before = len(call.heard)
-            said_at = await call.say(sentence)
-            await call.wait_for_bot_audio(after=said_at, timeout=20)
-            await call.wait_for_bot_quiet(quiet=QUIET)
-            reply = transcribe(call.heard[heard_before:])
+            reply = transcribe(await hear_reply(call, sentence))
             # Whisper tiny on 8 kHz audio may drop a word; the echo must carry most of them.
             assert "heard" in words(reply), reply
             assert len({"purple", "elephant", "dancing", "kitchen"} & words(reply)) >= 3, reply
@@ -164,10 +146,7 @@ async def test_a_caller_talks_to_the_echo_agent_and_says_goodbye(
             assert "press" in keys.lower(), keys
             assert re.search(r"(7|seven)\W+and\W+(9|nine)", keys.lower()), keys
 
-            heard_before = len(call.heard)
-            await call.say(goodbye)
-            await call.wait_closed(timeout=30)
-            farewell = transcribe(call.heard[heard_before:])
+            farewell = transcribe(await hear_goodbye(call, goodbye))
         assert {"goodbye", "calling"} <= words(farewell), farewell
         assert call.closed_by == "server"
         hangups = twilio.hangups()
@@ -260,13 +239,9 @@ async def test_a_pause_inside_what_the_caller_says_does_not_end_their_turn(
     server = make_server()
     async with SimulatedCall(server.url) as call:
         await call.dial()
-        await call.wait_for_bot_audio(timeout=20)
-        await call.wait_for_bot_quiet(quiet=QUIET)
-        heard_before, clears_before = len(call.heard), call.clears
-        said_at = await call.say(first + breath + second)
-        await call.wait_for_bot_audio(after=said_at, timeout=20)
-        await call.wait_for_bot_quiet(quiet=QUIET)
-        reply = words(transcribe(call.heard[heard_before:]))
+        await hear_greeting(call)
+        clears_before = call.clears
+        reply = words(transcribe(await hear_reply(call, first + breath + second)))
     # Every turn the caller starts clears the bot's audio: one turn, one `clear`.
     # Had the turn ended at the breath, the bot would have started on half of it
     # and been cleared again when the caller went on.

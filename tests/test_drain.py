@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,11 @@ import httpx
 import pytest
 
 from ops.admission import RETRY_AFTER_SECS
-from simulator import CallRejected, SimulatedCall, synthesize
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
+from simulator import CallRejected, SimulatedCall
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, Transcribe
+from tests.conversation import hear_goodbye, hear_greeting, hear_reply, speak, words
 from tests.fake_twilio import FakeTwilio
-from tests.ops_helpers import QUIET, eventually, readiness
+from tests.ops_helpers import eventually, readiness
 from tests.server_process import ServerProcess
 
 CALLER = "+15551234567"
@@ -75,23 +75,13 @@ async def _exit_code(server: ServerProcess) -> int:
     return await asyncio.to_thread(server.wait, 60)
 
 
-@pytest.fixture
-def twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN) as fake:
-        yield fake
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text.lower()))
-
-
 async def _draining(url: str) -> bool:
     return (await readiness(url))[0] == 503
 
 
 async def test_sigterm_lets_the_live_call_finish_then_exits_0(
     server_process: StartServer,
-    transcribe: Callable[[bytes], str],
+    transcribe: Transcribe,
     twilio: FakeTwilio,
 ) -> None:
     server = await server_process(
@@ -101,13 +91,12 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
         TWILIO_PHONE_NUMBER="+15550001111",
         DIALOUT_API_KEY=DIALOUT_KEY,
     )
-    question = await asyncio.to_thread(synthesize, "What is the weather?")
-    goodbye = await asyncio.to_thread(synthesize, "Goodbye.")
+    question = await speak("What is the weather?")
+    goodbye = await speak("Goodbye.")
 
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN, from_number=CALLER) as call:
         await call.dial()
-        await call.wait_for_bot_audio(timeout=60)
-        await call.wait_for_bot_quiet(QUIET, timeout=60)
+        await hear_greeting(call, timeout=60)
 
         server.signal(signal.SIGTERM)
         await eventually(lambda: _draining(server.url), "/readyz turns 503")
@@ -136,13 +125,8 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
         assert twilio.calls_created() == []
 
         # The live call goes on: the bot still answers, until the caller says goodbye.
-        before = len(call.heard)
-        said = await call.say(question)
-        await call.wait_for_bot_audio(after=said, timeout=60)
-        await call.wait_for_bot_quiet(QUIET, timeout=60)
-        assert "weather" in _words(transcribe(call.heard[before:]))
-        await call.say(goodbye)
-        await call.wait_closed(timeout=60)
+        assert "weather" in words(transcribe(await hear_reply(call, question, timeout=60)))
+        await hear_goodbye(call, goodbye, timeout=60)
 
     assert call.closed_by == "server"
     assert call.close_code == WS_NORMAL_CLOSURE
@@ -172,14 +156,13 @@ def _assert_call_lines_carry_the_sid(lines: list[dict[str, Any]], call_sid: str)
 
 
 async def test_calls_still_up_at_drain_timeout_hear_goodbye_and_end(
-    server_process: StartServer, transcribe: Callable[[bytes], str]
+    server_process: StartServer, transcribe: Transcribe
 ) -> None:
     server = await server_process(DRAIN_TIMEOUT="1")
 
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
         await call.dial()
-        await call.wait_for_bot_audio(timeout=60)
-        await call.wait_for_bot_quiet(QUIET, timeout=60)
+        await hear_greeting(call, timeout=60)
         before = len(call.heard)
         server.signal(signal.SIGTERM)
         await call.wait_closed(timeout=60)
@@ -188,7 +171,7 @@ async def test_calls_still_up_at_drain_timeout_hear_goodbye_and_end(
     assert call.close_code == WS_NORMAL_CLOSURE
     goodbye = transcribe(call.heard[before:])
     # Whisper tiny may mishear a word ("the services were starting"); most must be there.
-    assert len({"sorry", "restarting", "please", "call", "again"} & _words(goodbye)) >= 3, goodbye
+    assert len({"sorry", "restarting", "please", "call", "again"} & words(goodbye)) >= 3, goodbye
     assert await _exit_code(server) == 0
     assert any(line["message"] == "Call ended: drained" for line in _log_lines(server))
 

@@ -2,35 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from simulator import CallRejected, SimulatedCall, synthesize
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
+from simulator import CallRejected, SimulatedCall
+from tests.conftest import TEST_AUTH_TOKEN, MakeServer
+from tests.conversation import hear_greeting, hear_reply, speak
+from tests.dialout_providers import AUTH, twilio_settings
 from tests.fake_twilio import FakeTwilio
-from tests.ops_helpers import QUIET, Samples, eventually, scrape, value
-
-DIALOUT_KEY = "dialout-test-key-0123456789abcdef"
+from tests.ops_helpers import Samples, eventually, scrape, value
 
 
 async def test_metrics_count_the_calls_just_made(make_server: MakeServer) -> None:
     server = make_server(max_calls=1, twilio_auth_token=TEST_AUTH_TOKEN)
-    speech = await asyncio.to_thread(synthesize, "A table for two, please.")
+    speech = await speak("A table for two, please.")
     before = await scrape(server.url)
     assert value(before, "switchboard_active_calls") == 0
     assert value(before, "switchboard_calls_total", direction="inbound", outcome="rejected") == 0
 
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
         await call.dial()
-        await call.wait_for_bot_audio(timeout=30)
-        await call.wait_for_bot_quiet(QUIET, timeout=30)
-        said = await call.say(speech)
-        await call.wait_for_bot_audio(after=said, timeout=30)
-        await call.wait_for_bot_quiet(QUIET, timeout=30)
+        await hear_greeting(call, timeout=30)
+        await hear_reply(call, speech, timeout=30)
         during = await scrape(server.url)
         with pytest.raises(CallRejected):
             await SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN).dial()
@@ -81,25 +76,19 @@ def _labelled_with_a_call_sid(samples: Samples) -> list[tuple[str, str]]:
     ]
 
 
-async def test_dialout_results_are_counted_by_twilio_error_code(make_server: MakeServer) -> None:
-    with FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=TEST_AUTH_TOKEN) as twilio:
-        server = make_server(
-            twilio_account_sid=TEST_ACCOUNT_SID,
-            twilio_auth_token=TEST_AUTH_TOKEN,
-            twilio_api_base_url=twilio.base_url,
-            twilio_phone_number="+15550001111",
-            dialout_api_key=DIALOUT_KEY,
-        )
-        bystander = make_server()
-        twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
-        twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
-        twilio.fail_next(400, 21215, "Geo permission configuration is not permitting call")
-        auth = {"Authorization": f"Bearer {DIALOUT_KEY}"}
-        async with httpx.AsyncClient(base_url=server.url, headers=auth) as client:
-            answers = [
-                (await client.post("/dialout", json={"to": "+15557654321"})).status_code
-                for _ in range(4)
-            ]
+async def test_dialout_results_are_counted_by_twilio_error_code(
+    make_server: MakeServer, twilio: FakeTwilio
+) -> None:
+    server = make_server(**twilio_settings(twilio.base_url))
+    bystander = make_server()
+    twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
+    twilio.fail_next(400, 21211, "The 'To' number is not a valid phone number.")
+    twilio.fail_next(400, 21215, "Geo permission configuration is not permitting call")
+    async with httpx.AsyncClient(base_url=server.url, headers=AUTH) as client:
+        answers = [
+            (await client.post("/dialout", json={"to": "+15557654321"})).status_code
+            for _ in range(4)
+        ]
     assert [a >= 400 for a in answers] == [True, True, True, False]
     assert answers[3] == 201
     total = "switchboard_dialout_results_total"

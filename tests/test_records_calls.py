@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from twilio.request_validator import RequestValidator
 
 from simulator import (
     CallRejected,
@@ -17,20 +16,16 @@ from simulator import (
     SimulatedCall,
     parse_twiml,
     place_dialout,
-    synthesize,
 )
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
-from tests.records_helpers import reading, record_when, words
+from tests.conftest import TEST_AUTH_TOKEN, MakeServer
+from tests.conversation import speak, words
+from tests.dialout_providers import KEY, post_signed, twilio_settings
+from tests.records_helpers import reading, record_when, say_after_the_greeting
 from tests.server_thread import ServerThread, free_port
 
 pytestmark = pytest.mark.speech
 
 FROM, TO = "+15550001111", "+15550002222"
-API_KEY = "records-api-key-0123456789abcdef"
-
-
-async def speak(text: str) -> bytes:
-    return await asyncio.to_thread(synthesize, text)
 
 
 async def test_a_caller_who_hangs_up_leaves_a_record_and_its_transcript(
@@ -43,10 +38,7 @@ async def test_a_caller_who_hangs_up_leaves_a_record_and_its_transcript(
         async with call:
             await call.dial()
             # Each turn is on record as soon as it is over, while the call goes on.
-            await record_when(store, call.call_sid, ready="turns", turns=1)
-            await call.wait_for_bot_quiet(quiet=1.0)
-            await call.say(sentence)
-            await record_when(store, call.call_sid, ready="turns", turns=3)
+            await say_after_the_greeting(store, call, sentence)
             await call.wait_for_bot_quiet(quiet=1.0)
             await call.press("79")
             await record_when(store, call.call_sid, ready="turns", turns=5)
@@ -112,16 +104,7 @@ async def post_status(server: ServerThread, placed: PlacedCall, status: str, **e
         "To": placed.form["To"],
         **extra,
     }
-    signature = RequestValidator(TEST_AUTH_TOKEN).compute_signature(callback, form)
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{server.url}{urlsplit(callback).path}",
-            data=form,
-            headers={"X-Twilio-Signature": signature},
-        ) as response,
-    ):
-        return response.status
+    return await post_signed(f"{server.url}{urlsplit(callback).path}", form, signed_for=callback)
 
 
 async def test_a_placed_call_is_recorded_with_its_status_and_answering_machine_result(
@@ -129,18 +112,17 @@ async def test_a_placed_call_is_recorded_with_its_status_and_answering_machine_r
 ) -> None:
     twilio_api = f"http://127.0.0.1:{free_port()}"
     server = make_server(
-        database_url=database_url,
-        twilio_account_sid=TEST_ACCOUNT_SID,
-        twilio_auth_token=TEST_AUTH_TOKEN,
-        twilio_api_base_url=twilio_api,
-        twilio_phone_number=FROM,
-        dialout_api_key=API_KEY,
-        outbound_greeting_wait_secs=0.5,
+        **twilio_settings(
+            twilio_api,
+            database_url=database_url,
+            twilio_phone_number=FROM,
+            outbound_greeting_wait_secs=0.5,
+        )
     )
     hello = await speak("I am happy to talk right now.")
     body = {"to": TO, "parameters": {"customer": "42"}, "machine_detection": "Enable"}
     async with CallsApi(twilio_api, auth_token=TEST_AUTH_TOKEN) as api:
-        placed = await place_dialout(server.url, API_KEY, body, api)
+        placed = await place_dialout(server.url, KEY, body, api)
     async with reading(database_url) as store:
         queued = await store.get_call(placed.call_sid)
         assert queued is not None and (queued.status, queued.direction) == ("queued", "outbound")
@@ -160,10 +142,7 @@ async def test_a_placed_call_is_recorded_with_its_status_and_answering_machine_r
         )
         async with callee:
             await callee.connect_stream(stream_url, parameters)
-            await record_when(store, placed.call_sid, ready="turns", turns=1)
-            await callee.wait_for_bot_quiet(quiet=1.0)
-            await callee.say(hello)
-            await record_when(store, placed.call_sid, ready="turns", turns=3)
+            await say_after_the_greeting(store, callee, hello)
         done = {"SequenceNumber": "3", "CallDuration": "12"}
         assert await post_status(server, placed, "completed", **done) == 204
         record = await record_when(store, placed.call_sid)

@@ -10,19 +10,16 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from ops.drain import DRAIN_GOODBYE
-from simulator import SimulatedCall, parse_twiml, synthesize
+from simulator import SimulatedCall, parse_twiml
+from tests.conversation import speak, words
 from tests.postgres import PostgresServer
-from tests.records_helpers import reading, record_when, words
+from tests.records_helpers import reading, record_when, say_after_the_greeting
 from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.speech
 
 TOKEN = "replica-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://switchboard.test"
-
-
-async def speak(text: str) -> bytes:
-    return await asyncio.to_thread(synthesize, text)
 
 
 async def test_a_server_killed_mid_call_leaves_the_finished_turns(
@@ -33,11 +30,8 @@ async def test_a_server_killed_mid_call_leaves_the_finished_turns(
         call = SimulatedCall(server.url)
         await call.dial()
         async with reading(database_url) as store:
-            await record_when(store, call.call_sid, ready="turns", turns=1)
-            await call.wait_for_bot_quiet(quiet=1.0)
-            await call.say(hello)
             # Greeting, the caller's words, the echo: each on record once over.
-            await record_when(store, call.call_sid, ready="turns", turns=3)
+            await say_after_the_greeting(store, call, hello)
         server.kill()
         try:
             await call.wait_closed(timeout=10)
@@ -81,10 +75,7 @@ async def test_webhook_on_one_replica_stream_on_another_one_record(
         async with reading(url) as store:
             async with call:
                 await call.connect_stream(stream_url, parameters)
-                await record_when(store, call.call_sid, ready="turns", turns=1)
-                await call.wait_for_bot_quiet(quiet=1.0)
-                await call.say(hello)
-                await record_when(store, call.call_sid, ready="turns", turns=3)
+                await say_after_the_greeting(store, call, hello)
             assert call.closed_by == "caller"
             record = await record_when(store, call.call_sid)
             page = await store.list_calls()
@@ -109,10 +100,7 @@ async def test_a_call_drained_on_deploy_is_recorded_as_drained(
     with ServerProcess(tmp_path, database_url=database_url, drain_timeout="0") as server:
         async with reading(database_url) as store, SimulatedCall(server.url) as call:
             await call.dial()
-            await record_when(store, call.call_sid, ready="turns", turns=1)
-            await call.wait_for_bot_quiet(quiet=1.0)
-            await call.say(hello)
-            await record_when(store, call.call_sid, ready="turns", turns=3)
+            await say_after_the_greeting(store, call, hello)
             exit_code = await asyncio.to_thread(server.terminate)
             record = await record_when(store, call.call_sid)
     assert exit_code == 0

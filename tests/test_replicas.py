@@ -7,16 +7,15 @@ servers with separate state stand in for two processes behind one address.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 from twilio.request_validator import RequestValidator
 
-from simulator import SimulatedCall, parse_twiml, synthesize
-from tests.conftest import TEST_AUTH_TOKEN, MakeServer
-from tests.ops_helpers import QUIET, scrape, value
+from simulator import SimulatedCall, parse_twiml
+from tests.conftest import TEST_AUTH_TOKEN, MakeServer, Transcribe
+from tests.conversation import QUIET, hear_reply, speak
+from tests.ops_helpers import scrape, value
 from tests.server_thread import ServerThread
 
 CALLER = "+15553334444"
@@ -44,11 +43,11 @@ def _via_balancer(stream_to: ServerThread, public: ServerThread, **kwargs: Any) 
 
 
 async def test_webhook_on_one_replica_stream_on_another(
-    make_server: MakeServer, transcribe: Callable[[bytes], str]
+    make_server: MakeServer, transcribe: Transcribe
 ) -> None:
     one = make_server(twilio_auth_token=TEST_AUTH_TOKEN)
     other = make_server(twilio_auth_token=TEST_AUTH_TOKEN)
-    speech = await asyncio.to_thread(synthesize, "One large pizza, please.")
+    speech = await speak("One large pizza, please.")
 
     async with _via_balancer(other, one, from_number=CALLER, to_number=CALLED) as call:
         stream_url, parameters = await _webhook(one, call)
@@ -64,11 +63,7 @@ async def test_webhook_on_one_replica_stream_on_another(
         assert one.app.state.admission.running == 0
 
         await call.wait_for_bot_quiet(QUIET, timeout=30)
-        before = len(call.heard)
-        said = await call.say(speech)
-        await call.wait_for_bot_audio(after=said, timeout=30)
-        await call.wait_for_bot_quiet(QUIET, timeout=30)
-        reply = transcribe(call.heard[before:])
+        reply = transcribe(await hear_reply(call, speech, timeout=30))
         assert "pizza" in reply.lower(), reply
 
     assert call.protocol_errors == []
