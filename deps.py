@@ -7,7 +7,8 @@ so one alias serves HTTP routes and websockets alike.
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,60 +22,33 @@ from records.recorder import Recorder
 from settings import Settings
 from voice import VoiceStack
 
-
-def _state(connection: HTTPConnection) -> Any:
-    return connection.app.state
+T = TypeVar("T")
 
 
-def get_settings(connection: HTTPConnection) -> Settings:
-    """The validated settings the app was built with."""
-    settings: Settings = _state(connection).settings
-    return settings
+def _from_state(name: str, kind: type[T]) -> Callable[[HTTPConnection], T]:
+    """A dependency that reads `app.state.<name>`, a `kind` set by `server.create_app`."""
+
+    def get(connection: HTTPConnection) -> T:
+        value: T = getattr(connection.app.state, name)
+        return value
+
+    get.__name__ = f"get_{name}"
+    return get
 
 
-def get_voice(connection: HTTPConnection) -> VoiceStack:
-    """The process's voice stack (loaded at start-up)."""
-    voice: VoiceStack = _state(connection).voice
-    return voice
-
-
-def get_admission(connection: HTTPConnection) -> Admission:
-    """Admission control and the live calls."""
-    admission: Admission = _state(connection).admission
-    return admission
-
-
-def get_metrics(connection: HTTPConnection) -> Metrics:
-    """The app's Prometheus metrics."""
-    metrics: Metrics = _state(connection).metrics
-    return metrics
-
-
-def get_records(connection: HTTPConnection) -> Recorder:
-    """Call records and transcripts."""
-    records: Recorder = _state(connection).records
-    return records
-
-
-def get_call_status(connection: HTTPConnection) -> CallStatusStore:
-    """The latest status of placed calls."""
-    store: CallStatusStore = _state(connection).call_status
-    return store
-
-
-def get_placers(connection: HTTPConnection) -> dict[str, Placer]:
-    """One dial-out placer per provider, by name."""
-    placers: dict[str, Placer] = _state(connection).placers
-    return placers
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-VoiceDep = Annotated[VoiceStack, Depends(get_voice)]
-AdmissionDep = Annotated[Admission, Depends(get_admission)]
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-RecordsDep = Annotated[Recorder, Depends(get_records)]
-CallStatusDep = Annotated[CallStatusStore, Depends(get_call_status)]
-PlacersDep = Annotated[dict[str, Placer], Depends(get_placers)]
+# The validated settings the app was built with.
+SettingsDep = Annotated[Settings, Depends(_from_state("settings", Settings))]
+# The process's voice stack, loaded at start-up.
+VoiceDep = Annotated[VoiceStack, Depends(_from_state("voice", VoiceStack))]
+# Admission control and the live calls.
+AdmissionDep = Annotated[Admission, Depends(_from_state("admission", Admission))]
+MetricsDep = Annotated[Metrics, Depends(_from_state("metrics", Metrics))]
+# Call records and transcripts.
+RecordsDep = Annotated[Recorder, Depends(_from_state("records", Recorder))]
+# The latest status of placed calls.
+CallStatusDep = Annotated[CallStatusStore, Depends(_from_state("call_status", CallStatusStore))]
+# One dial-out placer per provider, by name.
+PlacersDep = Annotated[dict[str, Placer], Depends(_from_state("placers", dict))]
 
 
 def _capacity(admission: AdmissionDep) -> None:

@@ -15,8 +15,8 @@ import twiml
 from deps import AdmissionDep, MetricsDep, RecordsDep, SettingsDep
 from ops.metrics import WebhookOutcome
 from telephony.call_info import RESERVED_PARAMETERS
-from telephony.twilio import signature_is_valid
-from urls import public_base, signed_url, stream_url
+from telephony.twilio import unsigned_refusal
+from urls import public_base, stream_url
 
 TWIML = "application/xml"
 
@@ -32,13 +32,10 @@ async def voice_webhook(
     records: RecordsDep,
 ) -> Response:
     """Answer an incoming call: stream it to the bot, or reject it busy."""
+    if (forbidden := await unsigned_refusal(request, settings, "Webhook")) is not None:
+        metrics.webhook(WebhookOutcome.INVALID_SIGNATURE)
+        return forbidden
     form = await request.form()
-    if settings.validates_signatures:
-        url = signed_url(request, settings)
-        if not signature_is_valid(settings, url, form, request.headers.get("x-twilio-signature")):
-            logger.warning(f"Webhook refused: bad X-Twilio-Signature for {url}")
-            metrics.webhook(WebhookOutcome.INVALID_SIGNATURE)
-            return Response("invalid signature", status_code=403, media_type="text/plain")
     call_sid = str(form.get("CallSid", ""))
     with logger.contextualize(call_sid=call_sid or "-"):
         custom = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMETERS}

@@ -17,11 +17,14 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.twilio import TwilioFrameSerializer
+from starlette.requests import Request
+from starlette.responses import Response
 from twilio.request_validator import RequestValidator
 
 from settings import Settings
 from telephony.call_info import RESERVED_PARAMETERS, CallInfo
 from telephony.serializer import CallEvents, SafeDecoding
+from urls import signed_url
 
 NAME = "twilio"
 QUIET_EVENTS = frozenset({"connected", "start", "mark"})
@@ -142,3 +145,24 @@ def signature_is_valid(settings: Settings, url: str, params: Any, signature: str
         return False
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
     return bool(validator.validate(url, params, signature))
+
+
+async def unsigned_refusal(request: Request, settings: Settings, what: str) -> Response | None:
+    """The 403 to answer a request that claims to be Twilio's without a valid signature.
+
+    Args:
+        request: A webhook or callback Twilio POSTs a form to.
+        settings: Whether signatures are checked, and the auth token.
+        what: The endpoint, for the log line ("Webhook", "Status callback").
+
+    Returns:
+        None when the request may be handled (signed, or signatures are off).
+    """
+    if not settings.validates_signatures:
+        return None
+    url = signed_url(request, settings)
+    form = await request.form()
+    if signature_is_valid(settings, url, form, request.headers.get("x-twilio-signature")):
+        return None
+    logger.warning(f"{what} refused: bad X-Twilio-Signature for {url}")
+    return Response("invalid signature", status_code=403, media_type="text/plain")
