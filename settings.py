@@ -194,6 +194,13 @@ class Settings(BaseSettings):
                 "and TWILIO_AUTH_TOKEN, or Exotel's EXOTEL_API_KEY, EXOTEL_API_TOKEN, "
                 "EXOTEL_ACCOUNT_SID and EXOTEL_CALLER_ID"
             )
+        if self.public_url is None:
+            # Never the request's Host: a forged header would send the callee's audio elsewhere.
+            raise ValueError(
+                "DIALOUT_API_KEY is set: dial-out also needs PUBLIC_URL (e.g. "
+                "https://bot.example.com), where the providers stream placed calls and send "
+                "their status"
+            )
         return self
 
     @field_validator(

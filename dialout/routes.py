@@ -26,7 +26,7 @@ from dialout.placers import EXOTEL_STATUS_PATH, exotel_status_token, placers_for
 from dialout.placing import CallNotPlaced
 from dialout.request import DialoutAnswer, DialoutRequest
 from telephony.twilio import unsigned_refusal
-from urls import public_base
+from urls import configured_base
 
 
 @asynccontextmanager
@@ -71,7 +71,9 @@ async def place_call(
     if prefixes and not body.to.startswith(tuple(prefixes)):
         logger.warning(f"Dial-out refused: {_redacted(body.to)} is outside the allowed prefixes")
         return refused(403, "This destination is not in DIALOUT_ALLOWED_PREFIXES")
-    base = public_base(request, settings)
+    base = configured_base(settings)
+    if base is None:  # settings refuse this at start-up; never fall back on request headers
+        return refused(503, "Dial-out needs PUBLIC_URL on the server")
     try:
         call = await placer.place(body, base)
     except CallNotPlaced as e:

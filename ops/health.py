@@ -26,6 +26,8 @@ ReadinessCheck = Callable[[FastAPI], Awaitable[str | None]]
 def configuration_problems(settings: Settings) -> list[str]:
     """What in `settings` passed validation yet cannot work."""
     problems = []
+    if settings.dialout_api_key is not None and settings.public_url is None:
+        problems.append("dial-out is enabled but PUBLIC_URL is not set")
     if settings.dialout_api_key is not None:
         missing = [
             name

@@ -19,7 +19,8 @@ from twilio.request_validator import RequestValidator
 from dialout.placers import ExotelPlacer
 from dialout.request import DialoutRequest
 from dialout.twilio import TwilioCalls
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
+from simulator import parse_twiml
+from tests.conftest import OWN_URL, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.fake_exotel import FakeExotel
 from tests.fake_rest import FakeRestApi, RecordedRequest
 from tests.fake_twilio import FakeTwilio
@@ -86,6 +87,7 @@ def twilio_settings(api_base_url: str, **overrides: Any) -> dict[str, Any]:
         "twilio_api_base_url": api_base_url,
         "twilio_phone_number": OUR_NUMBER,
         "dialout_api_key": KEY,
+        "public_url": OWN_URL,
     }
     return settings | overrides
 
@@ -101,6 +103,7 @@ def exotel_settings(exotel: FakeExotel, **overrides: Any) -> dict[str, Any]:
         "exotel_ws_username": WS_USER,
         "exotel_ws_password": WS_PASSWORD,
         "dialout_api_key": KEY,
+        "public_url": OWN_URL,
     }
     return settings | overrides
 
@@ -173,6 +176,10 @@ class Dialout:
         """Have the fake refuse the next call with this HTTP status, error code and message."""
         raise NotImplementedError
 
+    def urls_given(self, sent: RecordedRequest) -> list[str]:
+        """The URLs a placed call tells the provider to reach the server at (stream, status)."""
+        raise NotImplementedError
+
     def reported(self, status: int, code: int | None) -> dict[str, int | None]:
         """What the server's refusal says of the provider's error, as answer fields."""
         raise NotImplementedError
@@ -212,6 +219,10 @@ class TwilioDialout(Dialout):
     def reported(self, status: int, code: int | None) -> dict[str, int | None]:
         return {"twilio_code": code}
 
+    def urls_given(self, sent: RecordedRequest) -> list[str]:
+        stream_url, _ = parse_twiml(sent.value("Twiml") or "")
+        return [stream_url, sent.value("StatusCallback") or ""]
+
     async def place_directly(self, api_base_url: str, timeout: float) -> None:  # noqa: ASYNC109
         calls = TwilioCalls(offline_settings(**twilio_settings(api_base_url)), timeout=timeout)
         try:
@@ -246,6 +257,9 @@ class ExotelDialout(Dialout):
 
     def reported(self, status: int, code: int | None) -> dict[str, int | None]:
         return {"exotel_status": status}
+
+    def urls_given(self, sent: RecordedRequest) -> list[str]:
+        return [sent.value("StreamUrl") or "", sent.value("StatusCallback") or ""]
 
     async def place_directly(self, api_base_url: str, timeout: float) -> None:  # noqa: ASYNC109
         settings = offline_settings(**self.settings(exotel_api_base_url=api_base_url))

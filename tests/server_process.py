@@ -14,7 +14,7 @@ from typing import Self
 
 from settings import Settings
 from tests.lifecycle import Service, came_up, stop_process
-from tests.server_thread import free_port
+from tests.server_thread import OWN_URL, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +37,8 @@ class ServerProcess(Service):
         self.log_path = workdir / f"server-{self.port}.log"
         self.workdir = workdir
         self.settings = {"HOST": "127.0.0.1", "PORT": str(self.port), "MAX_CALLS": "20", **settings}
+        if self.settings.get("PUBLIC_URL") == OWN_URL:
+            self.settings["PUBLIC_URL"] = self.url
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, within: float = 120) -> Self:

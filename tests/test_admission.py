@@ -10,7 +10,13 @@ import pytest
 import settings as settings_module
 from ops.admission import RETRY_AFTER_SECS
 from simulator import CallRejected, SimulatedCall, synthesize
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
+from tests.conftest import (
+    OWN_URL,
+    TEST_ACCOUNT_SID,
+    TEST_AUTH_TOKEN,
+    MakeServer,
+    offline_settings,
+)
 from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import QUIET, eventually, readiness
 
@@ -68,6 +74,7 @@ async def test_dialout_at_capacity_answers_503_with_retry_after(make_server: Mak
             twilio_api_base_url=twilio.base_url,
             twilio_phone_number="+15550001111",
             dialout_api_key=DIALOUT_KEY,
+            public_url=OWN_URL,
         )
         async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
             await call.dial()

@@ -12,6 +12,7 @@ import pytest
 from dialout.placers import exotel_status_token
 from simulator import ExotelCall
 from tests.conftest import (
+    OWN_URL,
     TEST_ACCOUNT_SID,
     TEST_AUTH_TOKEN,
     MakeServer,
@@ -122,6 +123,7 @@ def test_dialout_may_run_on_exotel_credentials_alone() -> None:
         "exotel_api_token": "token",
         "exotel_account_sid": "acct",
         "exotel_caller_id": CALLER_ID,
+        "public_url": "https://bot.example.com",
     }
     assert offline_settings(dialout_api_key=KEY, **exotel_only).can_dial_exotel
     with pytest.raises(ValueError, match="EXOTEL_API_KEY, EXOTEL_API_TOKEN") as refused:
@@ -133,7 +135,10 @@ async def test_exotel_dialout_without_exotel_credentials_is_503(
     make_server: MakeServer, dialout: ExotelDialout
 ) -> None:
     server = make_server(
-        twilio_account_sid=TEST_ACCOUNT_SID, twilio_auth_token=TEST_AUTH_TOKEN, dialout_api_key=KEY
+        twilio_account_sid=TEST_ACCOUNT_SID,
+        twilio_auth_token=TEST_AUTH_TOKEN,
+        dialout_api_key=KEY,
+        public_url=OWN_URL,
     )
     status, _, body = await dialout.dial(server, {"to": EXOTEL_CALLEE})
     assert status == 503, body

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from tests.dialout_providers import (
     twilio_settings,
 )
 from tests.fake_twilio import FakeTwilio
+from tests.server_process import ROOT, clean_environment
 from tests.server_thread import ServerThread, free_port
 
 
@@ -109,6 +112,25 @@ def test_an_unsafe_dialout_configuration_does_not_start() -> None:
         offline_settings(dialout_api_key=KEY)
     with pytest.raises(ValueError, match="number prefix"):
         offline_settings(dialout_allowed_prefixes="+1,44")
+    with pytest.raises(ValueError, match="dial-out also needs PUBLIC_URL"):
+        offline_settings(**twilio_settings("https://api.twilio.com", public_url=None))
+
+
+def test_dialout_without_public_url_stops_the_server_at_start_up(tmp_path: Path) -> None:
+    settings = twilio_settings("https://api.twilio.com", public_url=None)
+    env = clean_environment() | {name.upper(): str(value) for name, value in settings.items()}
+    env = {name: value for name, value in env.items() if name != "PUBLIC_URL"}
+    started = subprocess.run(
+        [sys.executable, str(ROOT / "server.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode != 0
+    assert "Invalid configuration" in started.stderr
+    assert "dial-out also needs PUBLIC_URL" in started.stderr
 
 
 async def test_no_caller_id_anywhere_is_a_clear_422(

@@ -18,7 +18,7 @@ import pytest
 
 from ops.admission import RETRY_AFTER_SECS
 from simulator import CallRejected, SimulatedCall
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, Transcribe
+from tests.conftest import OWN_URL, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, Transcribe
 from tests.conversation import hear_goodbye, hear_greeting, hear_reply, speak, words
 from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import eventually, readiness
@@ -90,6 +90,7 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
         TWILIO_API_BASE_URL=twilio.base_url,
         TWILIO_PHONE_NUMBER="+15550001111",
         DIALOUT_API_KEY=DIALOUT_KEY,
+        PUBLIC_URL=OWN_URL,
     )
     question = await speak("What is the weather?")
     goodbye = await speak("Goodbye.")
