@@ -31,6 +31,17 @@ from prometheus_client.exposition import generate_latest
 REJECTED = "rejected"
 NO_ERROR_CODE = "none"
 UNKNOWN_ERROR_CODE = "unknown"
+# Only these values become labels; anything else a stream or a provider says is counted
+# as `unknown` or `other`, so a forged stream cannot create time series at will.
+DIRECTIONS = frozenset({"inbound", "outbound"})
+PROVIDERS = frozenset({"twilio", "exotel"})
+ENDPOINTS = frozenset({"webhook", "media_stream"})
+UNKNOWN, OTHER = "unknown", "other"
+# Twilio's error codes that dial-out answers or commonly meets; Exotel's are HTTP statuses.
+TWILIO_ERROR_CODES = frozenset(
+    {20003, 20404, 20429, 20500, 21205, 21210, 21211, 21212, 21214, 21215, 21217}
+)
+HTTP_ERROR_STATUSES = range(400, 600)
 
 LATENCY_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
@@ -115,21 +126,21 @@ class Metrics:
 
     def signature_failed(self, endpoint: str) -> None:
         """Count a request refused for its `X-Twilio-Signature` at `endpoint`."""
-        self.signature_failures.labels(endpoint=endpoint).inc()
+        self.signature_failures.labels(endpoint=_known(endpoint, ENDPOINTS, OTHER)).inc()
 
     def call_rejected(self, direction: str) -> None:
         """Count a call turned away at capacity or while draining."""
-        self.calls.labels(direction=direction, outcome=REJECTED).inc()
+        self.calls.labels(direction=_direction(direction), outcome=REJECTED).inc()
 
     def call_ended(self, direction: str, outcome: str, seconds: float) -> None:
-        """Count a call that ran, by how it ended, and its length."""
-        self.calls.labels(direction=direction, outcome=outcome).inc()
-        self.call_duration.labels(direction=direction).observe(seconds)
+        """Count a call that ran, by how it ended (a `bot.EndReason`), and its length."""
+        self.calls.labels(direction=_direction(direction), outcome=outcome).inc()
+        self.call_duration.labels(direction=_direction(direction)).observe(seconds)
 
     def dialout_placed(self, provider: str) -> None:
         """Count a dial-out that the provider (`twilio`, `exotel`) accepted."""
         self.dialout_results.labels(
-            provider=provider, outcome="placed", error_code=NO_ERROR_CODE
+            provider=_known(provider, PROVIDERS, OTHER), outcome="placed", error_code=NO_ERROR_CODE
         ).inc()
 
     def dialout_failed(self, provider: str, error_code: object) -> None:
@@ -139,10 +150,13 @@ class Metrics:
             provider: `twilio` or `exotel`.
             error_code: Twilio's error code (e.g. 21211, invalid number; 21215,
                 geo permissions), Exotel's HTTP status, or None when there was
-                none (the provider unreachable): counted as `unknown`.
+                none (the provider unreachable): counted as `unknown`; a code outside
+                the known ones as `other`.
         """
-        code = UNKNOWN_ERROR_CODE if error_code is None else str(error_code)
-        self.dialout_results.labels(provider=provider, outcome="failed", error_code=code).inc()
+        provider = _known(provider, PROVIDERS, OTHER)
+        self.dialout_results.labels(
+            provider=provider, outcome="failed", error_code=_error_code(provider, error_code)
+        ).inc()
 
     def watch(self, worker: PipelineWorker, direction: str, accepted_at: float) -> None:
         """Time a call's first bot audio and its reply to each turn.
@@ -152,7 +166,7 @@ class Metrics:
             direction: `inbound` or `outbound`.
             accepted_at: `time.monotonic()` when its media stream was accepted.
         """
-        first_audio = self.first_bot_audio.labels(direction=direction)
+        first_audio = self.first_bot_audio.labels(direction=_direction(direction))
         worker.add_observer(FirstBotAudioObserver(accepted_at, first_audio.observe))
         turns = UserBotLatencyObserver()
 
@@ -165,6 +179,21 @@ class Metrics:
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text format."""
         return generate_latest(self.registry)
+
+
+def _known(value: str, known: frozenset[str], otherwise: str) -> str:
+    return value if value in known else otherwise
+
+
+def _direction(direction: str) -> str:
+    return _known(direction, DIRECTIONS, UNKNOWN)
+
+
+def _error_code(provider: str, code: object) -> str:
+    if code is None:
+        return UNKNOWN_ERROR_CODE
+    known = TWILIO_ERROR_CODES if provider == "twilio" else HTTP_ERROR_STATUSES
+    return str(code) if isinstance(code, int) and code in known else OTHER
 
 
 class FirstBotAudioObserver(BaseObserver):
