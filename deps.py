@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection
 from dialout.placers import Placer
 from dialout.status import CallStatusStore
 from ops.admission import Admission, require_capacity
+from ops.handshakes import Handshakes
 from ops.metrics import Metrics
 from records.recorder import Recorder
 from settings import Settings
@@ -43,6 +44,8 @@ VoiceDep = Annotated[VoiceStack, Depends(_from_state("voice", VoiceStack))]
 # Admission control and the live calls.
 AdmissionDep = Annotated[Admission, Depends(_from_state("admission", Admission))]
 MetricsDep = Annotated[Metrics, Depends(_from_state("metrics", Metrics))]
+# The media streams still handshaking, against MAX_HANDSHAKING.
+HandshakesDep = Annotated[Handshakes, Depends(_from_state("handshakes", Handshakes))]
 # Call records and transcripts.
 RecordsDep = Annotated[Recorder, Depends(_from_state("records", Recorder))]
 # The latest status of placed calls.

@@ -23,6 +23,7 @@ from dialout.status import CallStatusStore
 from ops import drain, health
 from ops import routes as ops
 from ops.admission import Admission
+from ops.handshakes import Handshakes
 from ops.logs import configure_logging
 from ops.metrics import Metrics
 from records.api import router as records_router
@@ -59,6 +60,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
     app.state.admission = Admission(settings.call_capacity)
+    app.state.handshakes = Handshakes(settings.max_handshaking)
     app.state.records = Recorder(
         CallStore(settings.database_url.get_secret_value()),
         transcripts=settings.store_transcripts,

@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     # Unset: what the benchmark measured for the voice services chosen (`call_capacity`).
     max_calls: int | None = Field(None, ge=1)
     drain_timeout: float = Field(300.0, ge=0)
+    # Sockets on /ws that have not yet sent a verified `start`; the next one is refused.
+    max_handshaking: int = Field(64, ge=1)
 
     @field_validator("log_level")
     @classmethod

@@ -9,6 +9,7 @@ call SID: one time series per call would grow without bound.
     switchboard_call_duration_seconds             from media stream accept to hang-up
     switchboard_webhook_requests_total            by outcome (connected, rejected, bad signature)
     switchboard_signature_failures_total          by endpoint (webhook, media_stream)
+    switchboard_stream_refusals_total             streams refused before admission, by reason
     switchboard_dialout_results_total             by provider, outcome and Twilio error code
     switchboard_first_bot_audio_seconds           from media stream accept to the bot's first audio
     switchboard_response_latency_seconds          caller stops speaking → first bot audio, per turn
@@ -55,6 +56,17 @@ class WebhookOutcome(StrEnum):
     INVALID_SIGNATURE = "invalid_signature"
 
 
+class StreamRefusal(StrEnum):
+    """Why a media stream was refused before it became a call (credentials aside)."""
+
+    TOO_MANY_HANDSHAKES = "too_many_handshakes"
+    HANDSHAKE = "handshake"  # no usable `start` in time
+    TOKEN_MISSING = "token_missing"
+    TOKEN_INVALID = "token_invalid"  # another call's, or parameters changed
+    TOKEN_EXPIRED = "token_expired"
+    ATTEMPT_MISMATCH = "attempt_mismatch"  # a dial-out token on another call
+
+
 class Metrics:
     """The server's metrics, in a registry of its own."""
 
@@ -95,6 +107,12 @@ class Metrics:
             ["endpoint"],
             registry=r,
         )
+        self.stream_refusals = Counter(
+            "switchboard_stream_refusals",
+            "Media streams refused before admission, by reason (bad credentials aside)",
+            ["reason"],
+            registry=r,
+        )
         self.dialout_results = Counter(
             "switchboard_dialout_results",
             "Dial-out requests by provider, outcome and the provider's error code",
@@ -127,6 +145,10 @@ class Metrics:
     def signature_failed(self, endpoint: str) -> None:
         """Count a request refused for its `X-Twilio-Signature` at `endpoint`."""
         self.signature_failures.labels(endpoint=_known(endpoint, ENDPOINTS, OTHER)).inc()
+
+    def stream_refused(self, reason: StreamRefusal) -> None:
+        """Count a media stream refused before it became a call."""
+        self.stream_refusals.labels(reason=reason).inc()
 
     def call_rejected(self, direction: str) -> None:
         """Count a call turned away at capacity or while draining."""
