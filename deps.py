@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from dialout.idempotency import OncePlacer
 from dialout.placers import Placer
 from dialout.status import CallStatusStore
 from ops.admission import Admission, require_capacity
@@ -52,6 +53,8 @@ RecordsDep = Annotated[Recorder, Depends(_from_state("records", Recorder))]
 CallStatusDep = Annotated[CallStatusStore, Depends(_from_state("call_status", CallStatusStore))]
 # One dial-out placer per provider, by name.
 PlacersDep = Annotated[dict[str, Placer], Depends(_from_state("placers", dict))]
+# Places each dial-out at most once per Idempotency-Key, on record before it is placed.
+OncePlacerDep = Annotated[OncePlacer, Depends(_from_state("once", OncePlacer))]
 
 
 def _capacity(admission: AdmissionDep) -> None:

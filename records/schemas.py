@@ -37,6 +37,8 @@ class CallOut(BaseModel):
     status: str | None
     answered_by: str | None
     duration: int | None
+    attempt_id: str | None = Field(None, description="A dial-out's attempt id")
+    idempotency_key: str | None = Field(None, description="A dial-out's Idempotency-Key")
 
     @classmethod
     def of(cls, call: Any) -> CallOut:

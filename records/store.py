@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -151,6 +151,7 @@ class CallStore:
         to_number: str | None = None,
         at: datetime | None = None,
         create: bool = True,
+        provider: str = "twilio",
     ) -> Call | None:
         """Apply one of Twilio's status callbacks (`CallStatus`, `AnsweredBy`, …).
 
@@ -160,6 +161,7 @@ class CallStore:
 
         Args:
             create: Start a record for a call not on record yet; else leave it be.
+            provider: The provider of a call whose record this starts.
 
         Returns:
             The call's record after the update; None for an unknown call not created.
@@ -186,7 +188,7 @@ class CallStore:
             if status in FINAL_STATUSES:
                 call.ended_at = call.ended_at or at
 
-        return await self._change(call_sid, apply, at, create=create)
+        return await self._change(call_sid, apply, at, create=create, provider=provider)
 
     async def _change(
         self,
@@ -217,10 +219,11 @@ class CallStore:
     # -- Reads --
 
     async def get_call(self, sid: str) -> Call | None:
-        """A call's record with its transcript, or None."""
+        """A call's record with its transcript, or None; `sid` may be a dial-out's attempt id."""
         async with self._sessions() as session:
-            query = select(Call).where(Call.sid == sid).options(selectinload(Call.turns))
-            return (await session.scalars(query)).one_or_none()
+            found = or_(Call.sid == sid, Call.attempt_id == sid)
+            query = select(Call).where(found).options(selectinload(Call.turns)).limit(1)
+            return (await session.scalars(query)).first()
 
     async def list_calls(
         self,

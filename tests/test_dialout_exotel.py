@@ -4,6 +4,7 @@ needs, and the placed call answered by a simulated Exotel callee."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -26,6 +27,7 @@ from tests.dialout_providers import (
     EXOTEL_CALLEE,
     KEY,
     ExotelDialout,
+    callback_url,
     http,
     latest,
     twilio_settings,
@@ -69,7 +71,9 @@ async def test_exotel_dialout_asks_connect_voice_ai_to_stream_the_call_to_ws(
     )
     assert sent.value("CustomField") == "customer_id=42&greeting=Namaste+%26+welcome"
     token = exotel_status_token(offline_settings(**dialout.settings()))
-    assert sent.value("StatusCallback") == f"{server.url}/exotel/status?token={token}"
+    assert re.fullmatch(
+        rf"{server.url}/exotel/status/{token}\?attempt=attempt-[0-9a-f]{{32}}", callback_url(sent)
+    )
     assert sent.values("StatusCallbackEvents[]") == ["answered", "terminal"]
     assert (sent.value("TimeLimit"), sent.value("Record")) == ("600", "true")
 
@@ -98,9 +102,7 @@ async def test_public_url_and_from_name_the_stream_and_the_caller_id(
     assert sent.value("StreamUrl") == (
         "wss://exotel-applet:p%40ss%3Aw%2Frd%231@bot.example.com/ws?direction=outbound"
     )
-    assert (sent.value("StatusCallback") or "").startswith(
-        "https://bot.example.com/exotel/status?token="
-    )
+    assert callback_url(sent).startswith("https://bot.example.com/exotel/status/")
     assert sent.value("CustomField") is None  # no parameters, nothing to carry
 
 

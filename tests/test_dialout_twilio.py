@@ -29,6 +29,7 @@ from tests.dialout_providers import (
     KEY,
     OUR_NUMBER,
     TwilioDialout,
+    callback_url,
     latest,
     twilio_settings,
 )
@@ -65,7 +66,7 @@ async def test_dialout_places_a_call_whose_twiml_streams_to_the_bot(
     sent = dialout.check_placed(placed)
     assert sent.path == f"/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Calls.json"
     assert (sent.value("To"), sent.value("From")) == (CALLEE, OUR_NUMBER)
-    assert sent.value("StatusCallback") == f"{server.url}/status"
+    assert re.fullmatch(rf"{server.url}/status\?attempt=attempt-[0-9a-f]{{32}}", callback_url(sent))
     assert sent.values("StatusCallbackEvent") == ["initiated", "ringing", "answered", "completed"]
     assert sent.value("MachineDetection") == "Enable"
     assert (sent.value("Timeout"), sent.value("TimeLimit")) == ("25", "600")
@@ -96,7 +97,7 @@ async def test_public_url_names_the_stream_and_the_status_callback(
     assert status == 201, body
     [sent] = dialout.placed()
     assert sent.value("From") == "+15550009999"
-    assert sent.value("StatusCallback") == "https://bot.example.com/status"
+    assert callback_url(sent).startswith("https://bot.example.com/status?attempt=attempt-")
     stream_url, _ = parse_twiml(sent.value("Twiml") or "")
     assert stream_url == "wss://bot.example.com/ws"
 
