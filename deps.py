@@ -20,6 +20,7 @@ from dialout.status import CallStatusStore
 from ops.admission import Admission, require_capacity
 from ops.handshakes import Handshakes
 from ops.metrics import Metrics
+from records.attempts import AttemptStore
 from records.recorder import Recorder
 from settings import Settings
 from voice import VoiceStack
@@ -49,6 +50,8 @@ MetricsDep = Annotated[Metrics, Depends(_from_state("metrics", Metrics))]
 HandshakesDep = Annotated[Handshakes, Depends(_from_state("handshakes", Handshakes))]
 # Call records and transcripts.
 RecordsDep = Annotated[Recorder, Depends(_from_state("records", Recorder))]
+# Dial-out attempts on record, for the stream tokens that name one.
+AttemptsDep = Annotated[AttemptStore, Depends(_from_state("attempts", AttemptStore))]
 # The latest status of placed calls.
 CallStatusDep = Annotated[CallStatusStore, Depends(_from_state("call_status", CallStatusStore))]
 # One dial-out placer per provider, by name.

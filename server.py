@@ -30,6 +30,7 @@ from records.api import router as records_router
 from records.recorder import Recorder
 from records.store import CallStore
 from settings import Settings
+from telephony.stream_token import stream_secret
 from voice import VoiceStack
 
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         transcripts=settings.store_transcripts,
     )
     app.state.call_status = CallStatusStore(app.state.records.store)
+    app.state.attempts = app.state.call_status.attempts
     app.state.metrics = Metrics(live_calls=lambda: app.state.admission.running)
     health.install(app)
     for router in (webhook.router, stream.router, dialout.router, records_router, ops.router):
@@ -79,6 +81,11 @@ def warn_about_open_doors(settings: Settings) -> None:
         logger.warning(
             "Twilio signatures are NOT checked (no TWILIO_AUTH_TOKEN, or "
             "TWILIO_VALIDATE_SIGNATURES=false): anyone who finds this server can use it"
+        )
+    if stream_secret(settings) is None:
+        logger.warning(
+            "Media streams carry no per-call token (no STREAM_SECRET, and Twilio signatures "
+            "are not checked): a stream's start message is not authenticated"
         )
     if not settings.exotel_authenticates:
         logger.warning(

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     twilio_phone_number: str | None = None
     twilio_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")
     twilio_validate_signatures: bool = True
+    # Signs each media stream's parameters (telephony/stream_token.py); every replica shares it.
+    # Unset: derived from TWILIO_AUTH_TOKEN while signatures are checked.
+    stream_secret: SecretStr | None = None
+    # Seconds a stream token stays good between the webhook and the stream's start.
+    stream_token_ttl: int = Field(300, ge=10, le=3600)
 
     stt: STTChoice | None = None
     llm: LLMChoice | None = None
@@ -215,6 +220,7 @@ class Settings(BaseSettings):
         "openai_api_key",
         "cartesia_api_key",
         "dialout_api_key",
+        "stream_secret",
         "exotel_ws_username",
         "exotel_ws_password",
         "exotel_api_key",
@@ -239,6 +245,14 @@ class Settings(BaseSettings):
     def _account_sid_shape(cls, value: str | None) -> str | None:
         if value is not None and not (value.startswith("AC") and len(value) == 34):
             raise ValueError("must look like AC followed by 32 hex characters")
+        return value
+
+    @field_validator("stream_secret")
+    @classmethod
+    def _long_stream_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_DIALOUT_KEY_LENGTH:
+            length = MIN_DIALOUT_KEY_LENGTH
+            raise ValueError(f"must be at least {length} characters (`openssl rand -hex 32`)")
         return value
 
     @model_validator(mode="after")

@@ -6,7 +6,8 @@ ends. Until `start` is verified the socket holds a handshake slot (at most
 `MAX_HANDSHAKING` at once) and `START_TIMEOUT_SECS` bounds the wait for it.
 Refusals close the socket with a code that says why:
 
-    1008  bad or missing credentials for the provider `start` names
+    1008  bad or missing credentials for the provider `start` names, or a stream
+          token that is missing, expired, or another call's (calls/tokens.py)
     1003  not a telephony stream (media before `start`, no `start` in time, …)
     1013  at capacity, draining, or too many streams handshaking: try again later
     1011  the server could not set the call up
@@ -22,8 +23,18 @@ from loguru import logger
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 
 from bot import Bot, EndReason
-from deps import AdmissionDep, HandshakesDep, MetricsDep, RecordsDep, SettingsDep, VoiceDep
+from calls.tokens import check_token
+from deps import (
+    AdmissionDep,
+    AttemptsDep,
+    HandshakesDep,
+    MetricsDep,
+    RecordsDep,
+    SettingsDep,
+    VoiceDep,
+)
 from ops.metrics import Metrics, StreamRefusal
+from records.attempts import AttemptStore
 from settings import Settings
 from telephony import (
     CallEvents,
@@ -36,6 +47,7 @@ from telephony import (
     transport_options,
 )
 from telephony.access import admitted_providers, confirm
+from telephony.stream_token import TokenError
 from urls import public_base, stream_url
 from voice.pipecat.fastpath import TelephonyTransport
 
@@ -58,6 +70,7 @@ async def media_stream(
     handshakes: HandshakesDep,
     metrics: MetricsDep,
     records: RecordsDep,
+    attempts: AttemptsDep,
 ) -> None:
     """Run one call, from its `start` message to its hang-up."""
     with handshakes.slot() as may_handshake:
@@ -67,7 +80,7 @@ async def media_stream(
             metrics.stream_refused(StreamRefusal.TOO_MANY_HANDSHAKES)
             await refuse(websocket, WS_TRY_AGAIN_LATER, "too many streams handshaking")
             return
-        call = await handshake(websocket, settings, metrics)
+        call = await handshake(websocket, settings, metrics, attempts)
     if call is None:
         return
     with logger.contextualize(call_sid=call.call_sid), admission.admit() as has_slot:
@@ -123,8 +136,10 @@ async def media_stream(
         metrics.call_ended(call.direction, reason, time.monotonic() - accepted_at)
 
 
-async def handshake(websocket: WebSocket, settings: Settings, metrics: Metrics) -> CallInfo | None:
-    """Check the upgrade's credentials and read the call from `start`.
+async def handshake(
+    websocket: WebSocket, settings: Settings, metrics: Metrics, attempts: AttemptStore
+) -> CallInfo | None:
+    """Check the upgrade's credentials, read the call from `start`, and check its token.
 
     Returns:
         The call; None when the stream was refused (and closed with the reason).
@@ -133,8 +148,16 @@ async def handshake(websocket: WebSocket, settings: Settings, metrics: Metrics) 
     peer = websocket.client.host if websocket.client else None
     try:
         admitted = admitted_providers(websocket.headers, peer, url, settings)
-        call = identify(await read_start(websocket, within=START_TIMEOUT_SECS))
+        start = await read_start(websocket, within=START_TIMEOUT_SECS)
+        call = identify(start)
         confirm(call, admitted)
+        await check_token(start, call, settings, attempts)
+    except TokenError as e:
+        # The token itself is never logged: within its lifetime it admits its call's stream.
+        logger.bind(call_sid=call.call_sid).warning(f"Media stream from {peer} refused: {e}")
+        metrics.stream_refused(StreamRefusal(e.reason))
+        await refuse(websocket, WS_POLICY_VIOLATION, str(e))
+        return None
     except Unauthorized as e:
         logger.warning(f"Media stream from {peer} refused: {e} (for {url})")
         metrics.signature_failed("media_stream")

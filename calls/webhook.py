@@ -16,7 +16,7 @@ from deps import AdmissionDep, MetricsDep, RecordsDep, SettingsDep
 from ops.metrics import WebhookOutcome
 from telephony.call_info import RESERVED_PARAMETERS
 from telephony.twilio import unsigned_refusal
-from urls import public_base, stream_url
+from urls import public_base
 
 TWIML = "application/xml"
 
@@ -55,5 +55,6 @@ async def voice_webhook(
         metrics.webhook(WebhookOutcome.CONNECTED)
         if call_sid:
             records.incoming(call_sid, from_number=caller, to_number=called, parameters=custom)
-        body = twiml.connect_stream(stream_url(public_base(request, settings)), parameters)
+        base = public_base(request, settings)
+        body = twiml.stream_to_bot(base, parameters, settings, call_sid=call_sid)
     return Response(body, media_type=TWIML)

@@ -29,9 +29,9 @@ from dialout.placing import CallNotPlaced, PlacedCall
 from dialout.request import DialoutRequest
 from dialout.twilio import TwilioCalls
 from settings import Settings
-from urls import stream_url
 
 TWIML_LIMIT = 4000  # Twilio's limit on inline TwiML (error 32018)
+MAX_RING_SECS = 600  # the longest `timeout` a dial-out may ring
 EXOTEL_STATUS_PATH = "/exotel/status"
 
 
@@ -92,7 +92,12 @@ class TwilioPlacer:
             "from_number": from_number,
             "to_number": request.to,
         }
-        document = twiml.connect_stream(stream_url(base), parameters)
+        # Signed for the attempt: Twilio names the call only in its answer. The token
+        # must outlast the ringing (a replay is bound to this call by the attempt anyway).
+        ttl = self._settings.stream_token_ttl + MAX_RING_SECS
+        document = twiml.stream_to_bot(
+            base, parameters, self._settings, attempt_id=attempt_id, ttl=ttl
+        )
         if len(document) > TWIML_LIMIT:
             raise CallNotPlaced(
                 422,

@@ -65,6 +65,7 @@ class StreamRefusal(StrEnum):
     TOKEN_INVALID = "token_invalid"  # another call's, or parameters changed
     TOKEN_EXPIRED = "token_expired"
     ATTEMPT_MISMATCH = "attempt_mismatch"  # a dial-out token on another call
+    ATTEMPT_UNKNOWN = "attempt_unknown"  # a dial-out token whose attempt has no call on record
 
 
 class Metrics:

@@ -80,6 +80,9 @@ async def test_dialout_places_a_call_whose_twiml_streams_to_the_bot(
     assert list(root) == [root.find("Connect")]  # nothing after the stream
     assert stream.get("url") == f"wss://{urlsplit(server.url).netloc}/ws"
     parameters = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    # The stream token signs the others and the attempt (tests/test_stream_tokens.py).
+    assert re.fullmatch(r"attempt-[0-9a-f]{32}", parameters.pop("attempt") or "")
+    assert re.fullmatch(r"[0-9]+\.[\w-]{43}", parameters.pop("token") or "")
     assert parameters == {
         "customer_id": "42",
         "contact": tricky,

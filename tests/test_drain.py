@@ -95,6 +95,9 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
     question = await speak("What is the weather?")
     goodbye = await speak("Goodbye.")
 
+    # Its webhook rings before the drain; its stream opens during it.
+    late = SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN)
+    late_stream = await late.ring()
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN, from_number=CALLER) as call:
         await call.dial()
         await hear_greeting(call, timeout=60)
@@ -110,9 +113,8 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
         with pytest.raises(CallRejected) as rejected:
             await SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN).dial()
         assert rejected.value.reason == "busy"
-        assert call.stream_url is not None
-        async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as late:
-            await late.connect_stream(call.stream_url, call.parameters)
+        async with late:
+            await late.connect_stream(*late_stream)
             await late.wait_closed(timeout=10)
         assert (late.close_code, late.close_reason) == (WS_TRY_AGAIN_LATER, "busy: draining")
         async with httpx.AsyncClient() as client:
