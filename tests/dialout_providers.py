@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import aiohttp
 from twilio.request_validator import RequestValidator
@@ -21,7 +21,7 @@ from dialout.placers import ExotelPlacer
 from dialout.request import DialoutRequest
 from dialout.twilio import TwilioCalls
 from records.attempts import new_attempt_id
-from simulator import parse_twiml
+from simulator import ExotelCall, parse_twiml
 from tests.conftest import OWN_URL, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.fake_exotel import FakeExotel
 from tests.fake_rest import FakeRestApi, RecordedRequest
@@ -90,6 +90,25 @@ def on_server(server: ServerThread, url: str) -> str:
     """`url`'s path and query on the test server (the provider was given the public URL)."""
     parts = urlsplit(url)
     return f"{server.url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+
+
+def exotel_answers(sent: RecordedRequest, server: ServerThread, call_sid: str) -> ExotelCall:
+    """Play Exotel once the callee picks up: open the StreamUrl it was given, as it would.
+
+    The URL's userinfo becomes the upgrade's Basic credentials and its query string
+    the start message's custom parameters.
+    """
+    stream_url = sent.value("StreamUrl") or ""
+    parts = urlsplit(stream_url)
+    return ExotelCall(
+        server.url,
+        ws_user=unquote(parts.username or ""),
+        ws_password=unquote(parts.password or ""),
+        call_sid=call_sid,
+        from_number=sent.value("CallerId") or "",
+        to_number=sent.value("From") or "",
+        params=dict(parse_qsl(parts.query)),
+    )
 
 
 def twilio_settings(api_base_url: str, **overrides: Any) -> dict[str, Any]:

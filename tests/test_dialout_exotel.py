@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import re
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 
 from dialout.placers import exotel_status_token
-from simulator import ExotelCall
 from tests.conftest import (
     OWN_URL,
     TEST_ACCOUNT_SID,
@@ -28,14 +27,13 @@ from tests.dialout_providers import (
     KEY,
     ExotelDialout,
     callback_url,
+    exotel_answers,
     http,
     latest,
     twilio_settings,
 )
 from tests.fake_exotel import FakeExotel
-from tests.fake_rest import RecordedRequest
 from tests.fake_twilio import FakeTwilio
-from tests.server_thread import ServerThread
 
 
 @pytest.fixture
@@ -148,25 +146,6 @@ async def test_exotel_dialout_without_exotel_credentials_is_503(
 
 
 # -- The callee answers --------------------------------------------------------------------
-
-
-def exotel_answers(sent: RecordedRequest, server: ServerThread, call_sid: str) -> ExotelCall:
-    """Play Exotel once the callee picks up: open the StreamUrl it was given, as it would.
-
-    The URL's userinfo becomes the upgrade's Basic credentials and its query string
-    the start message's custom parameters.
-    """
-    stream_url = sent.value("StreamUrl") or ""
-    parts = urlsplit(stream_url)
-    return ExotelCall(
-        server.url,
-        ws_user=unquote(parts.username or ""),
-        ws_password=unquote(parts.password or ""),
-        call_sid=call_sid,
-        from_number=sent.value("CallerId") or "",
-        to_number=sent.value("From") or "",
-        params=dict(parse_qsl(parts.query)),
-    )
 
 
 async def test_the_exotel_callee_hears_the_requested_greeting(
