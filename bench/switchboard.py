@@ -38,6 +38,7 @@ def bench_settings(port: int, data: Path, log_level: str = "INFO") -> Settings:
         llm="echo",
         tts="piper",
         max_calls=UNCAPPED,
+        max_handshaking=UNCAPPED,  # the load generator opens many streams at once
         database_url=f"sqlite+aiosqlite:///{data / 'bench.db'}",
     )
 

@@ -154,7 +154,8 @@ async def handshake(
         await check_token(start, call, settings, attempts)
     except TokenError as e:
         # The token itself is never logged: within its lifetime it admits its call's stream.
-        logger.bind(call_sid=call.call_sid).warning(f"Media stream from {peer} refused: {e}")
+        # The call SID is only what the stream claims: quoted, never the line's call_sid.
+        logger.warning(f"Media stream from {peer} for {call.call_sid[:40]!r} refused: {e}")
         metrics.stream_refused(StreamRefusal(e.reason))
         await refuse(websocket, WS_POLICY_VIOLATION, str(e))
         return None
