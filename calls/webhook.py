@@ -43,7 +43,7 @@ async def voice_webhook(
     with logger.contextualize(call_sid=call_sid or "-"):
         custom = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMETERS}
         caller, called = str(form.get("From", "")), str(form.get("To", ""))
-        if (refusal := admission.refusal) is not None:
+        if (refusal := admission.machine_refusal) is not None:
             logger.warning(f"Incoming call rejected busy: {refusal}")
             metrics.webhook(WebhookOutcome.REJECTED)
             if call_sid:

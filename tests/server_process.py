@@ -37,7 +37,13 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"server-{self.port}.log"
         self.workdir = workdir
-        self.settings = {"HOST": "127.0.0.1", "PORT": str(self.port), "MAX_CALLS": "20", **settings}
+        self.settings = {
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "MAX_CALLS": "20",
+            "WORKERS": "1",
+            **settings,
+        }
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, within: float = 120) -> Self:
