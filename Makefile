@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres run test lint unit simulate export bench clean
+.PHONY: install postgres nginx run test lint unit simulate export bench clean
 
 # Rebuild the virtualenv when it is missing or a requirements file changed.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -20,6 +20,10 @@ install: $(STAMP)
 postgres:
 	scripts/ensure-postgres.sh
 
+# The tests run the shipped nginx configuration in front of two replicas.
+nginx:
+	scripts/ensure-nginx.sh
+
 run: install
 	$(PY) server.py
 
@@ -28,7 +32,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-unit: install postgres
+unit: install postgres nginx
 	$(PY) -m pytest
 
 test: lint unit

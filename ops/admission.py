@@ -13,6 +13,12 @@ The calls themselves (their bots) are registered here too, by call SID, for the
 drain's goodbye and the active-calls gauge; `on_change` listeners hear of every
 change (the gauge, and the state a worker shares with its siblings).
 
+Behind a proxy that tries another replica when one answers 503 (the shipped
+nginx configuration, `deploy/compose/nginx.conf`, which says so in the
+`X-Switchboard-Proxy-Retries` request header), a refused webhook or media
+stream is answered 503 instead, before anything is recorded: the proxy passes
+it on, and answers the busy TwiML itself when every replica refused.
+
 With several workers on one machine (`ops/machine.py`), a question that is
 only asked (the webhook, `/readyz`, `/dialout`) is answered for the machine:
 `machine_refusal` says no only when no worker has room.
@@ -27,6 +33,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from fastapi import HTTPException
+from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
     from bot import Bot
@@ -34,6 +41,13 @@ if TYPE_CHECKING:
 
 # A load balancer, or a dial-out client, should try again (elsewhere) after this long.
 RETRY_AFTER_SECS = 10
+# Set by a proxy that passes a 503 on to the next replica.
+PROXY_RETRIES_HEADER = "x-switchboard-proxy-retries"
+
+
+def proxy_retries(connection: HTTPConnection) -> bool:
+    """Whether the proxy in front tries another replica when this one answers 503."""
+    return connection.headers.get(PROXY_RETRIES_HEADER) == "1"
 
 
 class Refusal(StrEnum):
