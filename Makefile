@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres nginx run test lint unit simulate export bench clean
+.PHONY: install postgres nginx run test lint unit simulate export bench bench-workers clean
 
 # Rebuild the virtualenv when it is missing or a requirements file changed.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -44,6 +44,10 @@ simulate: install
 # minutes; BENCH_QUICK=1 about 8). Writes bench/results/, and the README's table.
 bench: install
 	$(PY) -m bench.run
+
+# Calls per machine: one worker on one core against WORKERS = one per core.
+bench-workers: install
+	$(PY) -m bench.run --workers
 
 # Call records to a file: `make export FORMAT=json OUT=calls.json` (DATABASE_URL from .env).
 FORMAT ?= csv
