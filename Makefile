@@ -31,6 +31,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	VENV=$(VENV) scripts/lint-deploy.sh
 
 unit: install postgres nginx
 	$(PY) -m pytest
