@@ -142,11 +142,16 @@ def workers_table(results: dict[str, Any]) -> str:
         step = entry.get("at_capacity")
         return f"{step['loadgen_cpu'] * 100:.0f} %" if step else "–"
 
+    def waited(entry: dict[str, Any]) -> str:
+        step = entry.get("at_capacity")
+        return f"{step['server_cpu_wait'] * 100:.0f} %" if step else "–"
+
     rows = [
         ("Calls held", lambda e: f"**{e['calls_per_core']}**"),
         ("Reply overhead p95 at that load", lambda e: at_capacity(e, "response_overhead_ms")),
         ("Server CPU at that load (100 % = one core)", cpu),
         ("Load generator CPU at that load", loadgen),
+        ("Server runnable but waiting for a core (load generator, other work)", waited),
     ]
     lines = [
         f"| | 1 worker, 1 core | WORKERS={cores}, {cores} cores shared with the load generator "
@@ -229,7 +234,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Render the README section and the plot from a results file."""
+    """Render the README sections and the plot from the results files."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
@@ -237,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     results = json.loads((args.results / "latest.json").read_text())
     plot(results, args.results / PLOT_NAME)
     update_readme(results, args.readme)
+    if (workers := args.results / WORKERS_RESULTS).exists():
+        update_readme(json.loads(workers.read_text()), args.readme, workers_table, WORKERS)
 
 
 if __name__ == "__main__":

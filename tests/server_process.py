@@ -73,6 +73,12 @@ class ServerProcess:
         except (urllib.error.URLError, OSError):
             return False
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (with WORKERS > 1, the supervisor's)."""
+        assert self._process is not None
+        return self._process.pid
+
     def log(self) -> str:
         """Everything the server wrote so far."""
         return self.log_path.read_text(errors="replace")
