@@ -10,8 +10,10 @@ GET  /healthz, /readyz, /metrics   operations (ops/routes.py)
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from loguru import logger
@@ -20,10 +22,11 @@ from pydantic import ValidationError
 from calls import stream, webhook
 from dialout import routes as dialout
 from dialout.status import CallStatusStore
-from ops import drain, health
+from ops import drain, health, workers
 from ops import routes as ops
 from ops.admission import Admission
 from ops.logs import configure_logging
+from ops.machine import Machine
 from ops.metrics import Metrics
 from records.api import router as records_router
 from records.recorder import Recorder
@@ -39,6 +42,8 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         settings: Validated settings.
         voice: An already loaded voice stack to share (tests); loaded at start-up when None.
     """
+    # One of several worker processes on this machine (ops/workers.py), or None.
+    machine = Machine.from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +58,8 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         # from walking it, or each full collection stalls every call ~150 ms.
         gc.freeze()
         logger.info(f"Taking up to {settings.call_capacity} calls at once (MAX_CALLS)")
+        if machine is not None:  # the supervisor learns that this worker is up
+            machine.publish(app.state.admission)
         yield
         await app.state.records.close()
 
@@ -64,7 +71,13 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         transcripts=settings.store_transcripts,
     )
     app.state.call_status = CallStatusStore(app.state.records.store)
-    app.state.metrics = Metrics(live_calls=lambda: app.state.admission.running)
+    app.state.metrics = Metrics(
+        live_calls=lambda: app.state.admission.running, capacity=settings.call_capacity
+    )
+    app.state.admission.on_change(app.state.metrics.calls_changed)
+    if machine is not None:
+        app.state.admission.machine = machine
+        app.state.admission.on_change(machine.publish)
     health.install(app)
     for router in (webhook.router, stream.router, dialout.router, records_router, ops.router):
         app.include_router(router)
@@ -97,7 +110,15 @@ def main() -> None:
     except ValidationError as e:
         raise SystemExit(f"Invalid configuration:\n{e}") from None
     configure_logging(settings)
-    warn_about_open_doors(settings)
+    if Machine.from_environment() is None:  # the supervisor's, or the only process
+        warn_about_open_doors(settings)
+        if settings.worker_count > 1:
+            workers.supervise(
+                [sys.executable, str(Path(__file__).resolve())],
+                settings.worker_count,
+                settings.host,
+                settings.port,
+            )
     drain.run(create_app(settings), settings)
 
 

@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     # Unset: what the benchmark measured for the voice services chosen (`call_capacity`).
     max_calls: int | None = Field(None, ge=1)
     drain_timeout: float = Field(300.0, ge=0)
+    # Processes serving one port (ops/workers.py); unset: one per CPU available.
+    workers: int | None = Field(None, ge=1, le=256)
 
     @field_validator("log_level")
     @classmethod
@@ -216,6 +218,7 @@ class Settings(BaseSettings):
         "llm",
         "tts",
         "max_calls",
+        "workers",
         mode="before",
     )
     @classmethod
@@ -285,10 +288,19 @@ class Settings(BaseSettings):
         )
 
     @property
+    def worker_count(self) -> int:
+        """Processes serving the port: `WORKERS`, else one per CPU this process may use."""
+        return self.workers if self.workers is not None else available_cpus()
+
+    @property
     def call_capacity(self) -> int:
-        """Calls one process holds: `MAX_CALLS`, else the measured figure for the services."""
+        """Calls one process holds: `MAX_CALLS`, else the measured figure for the services.
+
+        Whisper and Piper run in threads on every core, so with them in the
+        process the machine's share per core is split among the workers.
+        """
         if self.max_calls is not None:
             return self.max_calls
         if self.stt is STTChoice.WHISPER or self.tts is TTSChoice.PIPER:
-            return OFFLINE_CALLS_PER_CORE * available_cpus()
+            return max(1, OFFLINE_CALLS_PER_CORE * available_cpus() // self.worker_count)
         return CLOUD_MAX_CALLS

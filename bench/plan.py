@@ -37,6 +37,8 @@ class Server:
     latency_limit_ms: float = LATENCY_LIMIT_MS
     steps: tuple[int, ...] = ()
     burst: bool = True  # also start BURST_CALLS calls within a second
+    # More than one: WORKERS processes on every core, the load generator among them.
+    workers: int = 1
 
 
 @dataclass
@@ -52,13 +54,20 @@ class Plan:
     server_core: int
     loadgen_core: int
     servers: list[Server] = field(default_factory=list)
+    cores: tuple[int, ...] = ()
 
 
 MODES = ("full", "quick", "smoke")
 
 
-def plan(mode: str, workdir: Path) -> Plan:
-    """The servers and steps for a full, quick, or smoke (CI: tiny N, no timing) run."""
+def plan(mode: str, workdir: Path, workers: bool = False) -> Plan:
+    """The servers and steps for a full, quick, or smoke (CI: tiny N, no timing) run.
+
+    Args:
+        mode: `full`, `quick` or `smoke`.
+        workdir: Where the run's audio and logs go.
+        workers: Measure Switchboard with one worker against one per core instead.
+    """
     cores = sorted(os.sched_getaffinity(0))
     server_core, loadgen_core = cores[0], cores[-1]
     clip = str(workdir / "clip.wav")
@@ -105,6 +114,8 @@ def plan(mode: str, workdir: Path) -> Plan:
             burst=False,
         ),
     ]
+    if workers:
+        servers, steps = _workers_servers(mode, len(cores), servers[0], steps)
     return Plan(
         mode=mode,
         step_secs={"full": 40.0, "quick": 16.0, "smoke": 8.0}[mode],
@@ -115,4 +126,23 @@ def plan(mode: str, workdir: Path) -> Plan:
         server_core=server_core,
         loadgen_core=loadgen_core,
         servers=[dataclasses.replace(s, steps=steps[s.name]) for s in servers if s.name in steps],
+        cores=tuple(cores),
     )
+
+
+def _workers_servers(
+    mode: str, cores: int, switchboard: Server, steps: dict[str, tuple[int, ...]]
+) -> tuple[list[Server], dict[str, tuple[int, ...]]]:
+    """Switchboard as one process on one core, and as one worker per core (`WORKERS`)."""
+    many = dataclasses.replace(
+        switchboard,
+        name="switchboard_workers",
+        command=[*switchboard.command, "--workers", str(cores)],
+        workers=cores,
+        burst=False,
+    )
+    one = dataclasses.replace(switchboard, burst=False)
+    single = steps["switchboard"]
+    # The same steps, and as many again beyond them: the machine holds more.
+    more = tuple(sorted({*single, *(n * cores for n in single[-4:])}))
+    return [one, many], {"switchboard": single, "switchboard_workers": more}

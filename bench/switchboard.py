@@ -2,22 +2,26 @@
 
     python -m bench.switchboard --port 8100 --profile bench --clip clip.wav --data /tmp/x
     python -m bench.switchboard --port 8100 --profile offline --data /tmp/x
+    python -m bench.switchboard --port 8100 --clip clip.wav --data /tmp/x --workers 2
 
 `bench` swaps in the instant bench services (`BenchVoiceStack`); `offline`
 loads the real offline stack (Whisper + echo agent + Piper). Everything else
 is what `make run` serves (`server.create_app` under `ops.drain.run`): metrics,
 call records and transcripts (in a SQLite file under `--data`), admission
 control, with `MAX_CALLS` raised out of the way so the benchmark finds the
-limit of the process rather than the configured one.
+limit of the process rather than the configured one. `--workers N` serves
+with N worker processes under the supervisor, as `WORKERS=N` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from ops import drain
+from ops import drain, workers
 from ops.logs import configure_logging
+from ops.machine import Machine
 from server import create_app
 from settings import Settings
 
@@ -25,7 +29,7 @@ PROFILES = ("bench", "offline")
 UNCAPPED = 10_000
 
 
-def bench_settings(port: int, data: Path, log_level: str = "INFO") -> Settings:
+def bench_settings(port: int, data: Path, log_level: str = "INFO", workers: int = 1) -> Settings:
     """Settings for a loopback benchmark: no `.env`, no Twilio credentials, no call cap."""
     return Settings(  # type: ignore[call-arg]
         _env_file=None,
@@ -38,6 +42,7 @@ def bench_settings(port: int, data: Path, log_level: str = "INFO") -> Settings:
         llm="echo",
         tts="piper",
         max_calls=UNCAPPED,
+        workers=workers,
         database_url=f"sqlite+aiosqlite:///{data / 'bench.db'}",
     )
 
@@ -50,9 +55,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip", help="8 kHz mono WAV the bench TTS plays (profile bench)")
     parser.add_argument("--data", type=Path, required=True, help="where the call records go")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (WORKERS)")
     args = parser.parse_args(argv)
-    settings = bench_settings(args.port, args.data, args.log_level)
+    settings = bench_settings(args.port, args.data, args.log_level, args.workers)
     configure_logging(settings)
+    if args.workers > 1 and Machine.from_environment() is None:
+        arguments = sys.argv[1:] if argv is None else argv
+        command = [sys.executable, "-m", "bench.switchboard", *arguments]
+        workers.supervise(command, args.workers, settings.host, settings.port)
     voice = None
     if args.profile == "bench":
         from bench.services import BenchVoiceStack, read_clip

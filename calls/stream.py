@@ -15,11 +15,13 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, WebSocket
+from fastapi.responses import PlainTextResponse
 from loguru import logger
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 
 from bot import Bot, EndReason
 from deps import AdmissionDep, MetricsDep, RecordsDep, SettingsDep, VoiceDep
+from ops.admission import proxy_retries
 from telephony import (
     CallEvents,
     TelephonyError,
@@ -51,6 +53,10 @@ async def media_stream(
     records: RecordsDep,
 ) -> None:
     """Run one call, from its `start` message to its hang-up."""
+    if (refusal := admission.refusal) is not None and proxy_retries(websocket):
+        # The proxy passes the stream on to another replica: it never reached this one.
+        await websocket.send_denial_response(PlainTextResponse(f"busy: {refusal}", 503))
+        return
     await websocket.accept()
     accepted_at = time.monotonic()
     url = stream_url(public_base(websocket, settings))

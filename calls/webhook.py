@@ -13,6 +13,7 @@ from loguru import logger
 
 import twiml
 from deps import AdmissionDep, MetricsDep, RecordsDep, SettingsDep
+from ops.admission import RETRY_AFTER_SECS, proxy_retries
 from ops.metrics import WebhookOutcome
 from telephony.call_info import RESERVED_PARAMETERS
 from telephony.twilio import unsigned_refusal
@@ -40,7 +41,15 @@ async def voice_webhook(
     with logger.contextualize(call_sid=call_sid or "-"):
         custom = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMETERS}
         caller, called = str(form.get("From", "")), str(form.get("To", ""))
-        if (refusal := admission.refusal) is not None:
+        if (refusal := admission.machine_refusal) is not None:
+            if proxy_retries(request):
+                logger.info(f"Incoming call passed back to the proxy (503): {refusal}")
+                return Response(
+                    f"busy: {refusal}",
+                    status_code=503,
+                    headers={"Retry-After": str(RETRY_AFTER_SECS)},
+                    media_type="text/plain",
+                )
             logger.warning(f"Incoming call rejected busy: {refusal}")
             metrics.webhook(WebhookOutcome.REJECTED)
             if call_sid:

@@ -3,7 +3,9 @@
     GET /healthz   liveness: 200 while the process serves at all; never fails
                    because of load or drain (restarting a busy server drops its calls)
     GET /readyz    readiness: 503 while draining, at capacity, or when the
-                   configuration is broken; the JSON body says why
+                   configuration is broken; the JSON body says why. With several
+                   workers on the machine, "at capacity" means every worker is
+                   (ops/machine.py), and the body lists them
 
 Readiness is a list of named checks on `app.state.readiness`; a module with
 something that must work (a database) adds its own with `add_readiness_check`.
@@ -12,6 +14,7 @@ something that must work (a database) adds its own with `add_readiness_check`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI
@@ -43,7 +46,9 @@ def configuration_problems(settings: Settings) -> list[str]:
 
 async def _admission(app: FastAPI) -> str | None:
     admission: Admission = app.state.admission
-    refusal = admission.refusal
+    refusal = admission.machine_refusal
+    if refusal is Refusal.AT_CAPACITY and admission.machine is not None:
+        return "at capacity (every worker)"
     if refusal is Refusal.AT_CAPACITY:
         return f"at capacity ({admission.live} of {admission.max_calls} calls)"
     return None if refusal is None else str(refusal)
@@ -99,6 +104,11 @@ async def readiness(app: FastAPI) -> tuple[bool, dict[str, Any]]:
         "max_calls": admission.max_calls,
         "draining": admission.draining,
     }
+    if admission.machine is not None:  # the machine's totals, and each worker
+        states = admission.machine.states()
+        body["calls"] = sum(state.calls for state in states)
+        body["max_calls"] = sum(state.max_calls for state in states)
+        body["workers"] = [asdict(state) for state in states]
     if failing:
         body["reasons"] = failing
     return not failing, body

@@ -4,7 +4,13 @@ Each app has its own `CollectorRegistry` (not prometheus-client's global one),
 so a test can run several servers in one process. No metric is labelled with a
 call SID: one time series per call would grow without bound.
 
+Under the supervisor (`WORKERS` > 1) prometheus-client runs in its multiprocess
+mode (`PROMETHEUS_MULTIPROC_DIR`, set by `ops/workers.py`): every worker writes
+its figures to files there, and `/metrics`, whichever worker answers it, adds
+up all of them, so the gauges are the machine's totals.
+
     switchboard_active_calls                      calls with a running bot
+    switchboard_capacity_calls                    calls the server takes at most (MAX_CALLS)
     switchboard_calls_total                       by direction and outcome (end reason, rejected)
     switchboard_call_duration_seconds             from media stream accept to hang-up
     switchboard_webhook_requests_total            by outcome (connected, rejected, bad signature)
@@ -27,6 +33,8 @@ from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.values import MutexValue, ValueClass
 
 REJECTED = "rejected"
 NO_ERROR_CODE = "none"
@@ -47,18 +55,31 @@ class WebhookOutcome(StrEnum):
 class Metrics:
     """The server's metrics, in a registry of its own."""
 
-    def __init__(self, live_calls: Callable[[], int]) -> None:
+    def __init__(self, live_calls: Callable[[], int], capacity: int) -> None:
         """Create the metrics.
 
         Args:
-            live_calls: Reads how many calls have a running bot, for the active calls gauge.
+            live_calls: Reads how many calls have a running bot, for the active calls
+                gauge (read again at each `calls_changed`).
+            capacity: Calls this process takes at most (`MAX_CALLS`).
         """
         self.registry = CollectorRegistry()
         r = self.registry
+        self._live_calls = live_calls
+        # "livesum": a worker that exited stops counting (ops/workers.py marks it dead).
         self.active_calls = Gauge(
-            "switchboard_active_calls", "Calls with a running bot", registry=r
+            "switchboard_active_calls",
+            "Calls with a running bot",
+            registry=r,
+            multiprocess_mode="livesum",
         )
-        self.active_calls.set_function(lambda: float(live_calls()))
+        self.capacity = Gauge(
+            "switchboard_capacity_calls",
+            "Calls the server takes at most (MAX_CALLS, summed over its worker processes)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.capacity.set(capacity)
         self.calls = Counter(
             "switchboard_calls",
             "Calls by direction and outcome: how the call ended, or rejected",
@@ -104,6 +125,10 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+
+    def calls_changed(self, *_: object) -> None:
+        """Read the live calls again (an admission listener: on each call's start and end)."""
+        self.active_calls.set(self._live_calls())
 
     def webhook(self, outcome: WebhookOutcome) -> None:
         """Count a voice webhook request (a bad signature also counts as a signature failure)."""
@@ -163,8 +188,18 @@ class Metrics:
         worker.add_observer(turns)
 
     def exposition(self) -> bytes:
-        """Every metric in Prometheus' text format."""
-        return generate_latest(self.registry)
+        """Every metric in Prometheus' text format (all workers' summed in multiprocess mode)."""
+        if not multiprocess():
+            return generate_latest(self.registry)
+        machine = CollectorRegistry()
+        MultiProcessCollector(machine)
+        return generate_latest(machine)
+
+
+def multiprocess() -> bool:
+    """Whether prometheus-client keeps its values in files shared by the worker processes."""
+    # Chosen once, when prometheus-client is imported, from PROMETHEUS_MULTIPROC_DIR.
+    return ValueClass is not MutexValue
 
 
 class FirstBotAudioObserver(BaseObserver):

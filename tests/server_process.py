@@ -36,7 +36,13 @@ class ServerProcess(Service):
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"server-{self.port}.log"
         self.workdir = workdir
-        self.settings = {"HOST": "127.0.0.1", "PORT": str(self.port), "MAX_CALLS": "20", **settings}
+        self.settings = {
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "MAX_CALLS": "20",
+            "WORKERS": "1",
+            **settings,
+        }
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, within: float = 120) -> Self:
@@ -62,6 +68,12 @@ class ServerProcess(Service):
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (with WORKERS > 1, the supervisor's)."""
+        assert self._process is not None
+        return self._process.pid
 
     def log(self) -> str:
         """Everything the server wrote so far."""
