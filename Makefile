@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres run test lint unit simulate export bench clean
+.PHONY: install postgres chromium run test lint unit simulate export bench clean
 
 # Rebuild the virtualenv when it is missing or a requirements file changed.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -20,6 +20,10 @@ install: $(STAMP)
 postgres:
 	scripts/ensure-postgres.sh
 
+# The console's tests drive Debian's Chromium headless; this installs it when missing.
+chromium:
+	scripts/ensure-chromium.sh
+
 run: install
 	$(PY) server.py
 
@@ -28,7 +32,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
-unit: install postgres
+unit: install postgres chromium
 	$(PY) -m pytest
 
 test: lint unit
