@@ -8,8 +8,10 @@ POST /console/logout   ends the session
 from __future__ import annotations
 
 import asyncio
+import posixpath
 import secrets
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
@@ -29,9 +31,11 @@ router = APIRouter()
 
 def _next_page(target: str | None) -> str:
     # Only the console's own pages: never an open redirect to somewhere else.
-    if target and target.startswith(HOME) and not target.startswith("//") and "\\" not in target:
-        return target
-    return HOME
+    parts = urlsplit(target or "")
+    path = posixpath.normpath(parts.path) if parts.path else ""
+    if parts.scheme or parts.netloc or "\\" in (target or "") or not path.startswith(HOME):
+        return HOME
+    return path + (f"?{parts.query}" if parts.query else "")
 
 
 def _secure(request: Request) -> bool:

@@ -61,13 +61,13 @@ def columns(values: Sequence[int], labels: Sequence[str], title: str, every: int
     return _svg(WIDTH, height, title, body)
 
 
-def bars(counts: Sequence[tuple[str, int]], title: str) -> Markup:
+def bars(counts: Sequence[tuple[str, int]], title: str, width: int = 440) -> Markup:
     """Horizontal bars, one a category, largest first, each labelled with its count."""
     rows = sorted(counts, key=lambda item: -item[1])
-    label_w, count_w = 220, 60
+    label_w, count_w = 170, 50
     height = max(1, len(rows)) * BAR_ROW + 8
     top = max((count for _, count in rows), default=0) or 1
-    plot_w = WIDTH - label_w - count_w
+    plot_w = width - label_w - count_w
     body: list[str] = []
     if not rows:
         body.append(f'<text class="tick" x="{label_w}" y="20">no calls</text>')
@@ -81,7 +81,7 @@ def bars(counts: Sequence[tuple[str, int]], title: str) -> Markup:
             f'<text class="count" x="{label_w + plot_w * count / top + 6:.1f}" y="{y + 16}">'
             f"{count}</text>"
         )
-    return _svg(WIDTH, height, title, body)
+    return _svg(width, height, title, body)
 
 
 def gauge(used: int, capacity: int, title: str) -> Markup:

@@ -137,7 +137,17 @@ async def place(
         require_capacity(admission)
     except HTTPException as e:
         return _form(request, session, placers, settings, values, [str(e.detail)], e.status_code)
-    answer = await place_call(dialout, request, None, None, metrics, settings, store, placers)
+    # The API's own route, called as a function: its auth and capacity checks are done above.
+    answer = await place_call(
+        body=dialout,
+        request=request,
+        _key=None,
+        _capacity=None,
+        metrics=metrics,
+        settings=settings,
+        store=store,
+        placers=placers,
+    )
     result = json.loads(bytes(answer.body))
     if answer.status_code != 201:
         extra = [f"{k}: {v}" for k, v in result.items() if k != "detail"]

@@ -11,6 +11,7 @@
   const transcript = document.getElementById("transcript");
   const callLink = document.getElementById("talk-link");
   const form = document.getElementById("talk-form");
+  const keypad = document.getElementById("keypad");
   const WHO = { user: "You", assistant: "Bot", dtmf: "Keys", tool: "Tool call" };
 
   const DECODE = new Int16Array(256);
@@ -127,7 +128,8 @@
     if (turn.reply_ms !== null && turn.reply_ms !== undefined) {
       const latency = document.createElement("span");
       latency.className = "latency";
-      latency.textContent = `replied in ${turn.reply_ms} ms`;
+      const ms = turn.reply_ms;
+      latency.textContent = `replied in ${ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(2)} s`}`;
       item.append(" ", latency);
     }
     transcript.append(item);
@@ -162,6 +164,7 @@
     else say(`The server ended the call: ${event.reason || "code " + event.code}.`);
     callButton.disabled = false;
     hangupButton.disabled = true;
+    keypad.disabled = true;
     document.body.dataset.call = "ended";
   }
 
@@ -230,6 +233,7 @@
       callLink.hidden = false;
       callLink.querySelector("a").href = `/console/calls/${current.callSid}`;
       hangupButton.disabled = false;
+      keypad.disabled = false;
       document.body.dataset.call = "live";
       say("In a call. Speak when the bot has greeted you.");
     };
@@ -251,6 +255,10 @@
     });
   });
   hangupButton.addEventListener("click", hangUp);
+  keypad.addEventListener("click", (event) => {
+    const key = event.target.closest("button[data-key]");
+    if (key) send({ event: "dtmf", dtmf: { track: "inbound_track", digit: key.dataset.key } });
+  });
   form.addEventListener("submit", (event) => event.preventDefault());
 
   window.switchboardTalk = {
