@@ -78,6 +78,10 @@
     render(JSON.parse(event.data));
   });
   feed.addEventListener("error", () => {
-    feedState.textContent = "· reconnecting…";
+    // A refused feed (the session ended) is not retried by the browser: say so.
+    feedState.textContent =
+      feed.readyState === EventSource.CLOSED
+        ? "· not updating: reload the page (you may need to log in again)"
+        : "· reconnecting…";
   });
 })();
