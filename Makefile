@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres nginx run test lint unit simulate export bench bench-workers clean
+.PHONY: install postgres nginx chromium run test lint unit simulate export bench bench-workers clean
 
 # Rebuild the virtualenv when it is missing or a requirements file changed.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -23,6 +23,9 @@ postgres:
 # The tests run the shipped nginx configuration in front of two replicas.
 nginx:
 	scripts/ensure-nginx.sh
+# The console's tests drive Debian's Chromium headless; this installs it when missing.
+chromium:
+	scripts/ensure-chromium.sh
 
 run: install
 	$(PY) server.py
@@ -33,7 +36,7 @@ lint: install
 	$(VENV)/bin/mypy .
 	VENV=$(VENV) scripts/lint-deploy.sh
 
-unit: install postgres nginx
+unit: install postgres nginx chromium
 	$(PY) -m pytest
 
 test: lint unit

@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from console.session import COOKIE, Session, read_session, require_csrf, require_session
 from dialout.placers import Placer
 from dialout.status import CallStatusStore
 from ops.admission import Admission, require_capacity
@@ -63,11 +64,14 @@ bearer = HTTPBearer(auto_error=False, description="DIALOUT_API_KEY")
 
 def require_api_key(
     settings: SettingsDep,
+    connection: HTTPConnection,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """Let the request through only with `Authorization: Bearer <DIALOUT_API_KEY>`.
 
     The HTTP API (dial-out, call records) is off while no key is configured.
+    Reads (GET, HEAD) also pass with a console session, so the console's pages
+    can link the records and play recordings; its cookie is SameSite=Strict.
 
     Raises:
         HTTPException: 401 when the API is off, or the key is missing or wrong.
@@ -78,6 +82,9 @@ def require_api_key(
         raise HTTPException(
             401, "The API is off: the server has no DIALOUT_API_KEY", headers=challenge
         )
+    reading = connection.scope.get("method") in ("GET", "HEAD")
+    if credentials is None and reading and read_session(settings, connection.cookies.get(COOKIE)):
+        return
     expected = key.get_secret_value().encode()
     given = credentials.credentials.encode() if credentials else b""
     if not secrets.compare_digest(given, expected):
@@ -85,3 +92,8 @@ def require_api_key(
 
 
 ApiKeyDep = Annotated[None, Depends(require_api_key)]
+
+# The console's logged-in session; without one, pages go to the login page.
+ConsoleSessionDep = Annotated[Session, Depends(require_session)]
+# The console's session, for a POST that must carry its CSRF token (403 without).
+CsrfDep = Annotated[Session, Depends(require_csrf)]

@@ -5,6 +5,7 @@ WS   /ws       a call's media stream, Twilio or Exotel (calls/stream.py)
 POST /dialout, /status, /exotel/status   dial-out (dialout/routes.py)
 GET  /calls, /calls/{call_sid}   call records and transcripts (records/api.py)
 GET  /healthz, /readyz, /metrics   operations (ops/routes.py)
+GET  /console…   the web console, when DIALOUT_API_KEY is set (console/)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 from loguru import logger
 from pydantic import ValidationError
 
+import console
 from calls import stream, webhook
 from dialout import routes as dialout
 from dialout.status import CallStatusStore
@@ -81,6 +83,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     health.install(app)
     for router in (webhook.router, stream.router, dialout.router, records_router, ops.router):
         app.include_router(router)
+    console.install(app, settings)
     return app
 
 

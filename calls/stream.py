@@ -105,7 +105,7 @@ async def media_stream(
                 audio_in_frame_ms=settings.audio_in_frame_ms,
             )
             bot = Bot(call, transport, voice, settings, observers=recording.observers)
-            metrics.watch(bot.worker, call.direction, accepted_at)
+            metrics.watch(bot.worker, call.direction, accepted_at, recording.add_reply_latency)
         except Exception:
             logger.exception("Could not set the call up")
             await recording.end(EndReason.ERROR)

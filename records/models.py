@@ -104,6 +104,8 @@ class Turn(Base):
         role: `user` (what the bot heard), `assistant` (what it said) or `dtmf` (keys pressed).
         text: What was said, or the keys pressed.
         at: When the turn began.
+        reply_ms: On a bot turn that answers the caller, milliseconds from the end of their
+            speech to the bot's first audio (none on the greeting).
     """
 
     __tablename__ = "turns"
@@ -115,3 +117,4 @@ class Turn(Base):
     role: Mapped[str] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime]
+    reply_ms: Mapped[int | None] = mapped_column(Integer)

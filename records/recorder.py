@@ -48,6 +48,7 @@ class CallRecording:
         self._queue: asyncio.Queue[Write | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_all(), name=f"record-{call.call_sid}")
         self._ended = False
+        self._reply_ms: int | None = None  # measured for the bot turn being spoken
         self.observers: list[BaseObserver] = (
             [TranscriptObserver(self.add_turn)] if transcripts else []
         )
@@ -59,7 +60,18 @@ class CallRecording:
             return
         self._seq += 1
         seq, at = self._seq, at or datetime.now(UTC)
-        self._submit(lambda: self._store.add_turn(self.call_sid, seq, role, text, at))
+        reply_ms = None
+        if role == TurnRole.ASSISTANT:
+            reply_ms, self._reply_ms = self._reply_ms, None
+        self._submit(lambda: self._store.add_turn(self.call_sid, seq, role, text, at, reply_ms))
+
+    def add_reply_latency(self, seconds: float) -> None:
+        """Note how long the bot took to start answering; it goes with the bot's next turn.
+
+        The latency is measured when the bot starts speaking, and its turn is
+        written once it has finished, so the two meet here.
+        """
+        self._reply_ms = round(seconds * 1000)
 
     async def end(self, reason: str) -> None:
         """Queue the call's end, then wait (a while) for every write to reach the database."""

@@ -17,6 +17,9 @@ class TurnOut(BaseModel):
     role: str
     text: str
     at: datetime
+    reply_ms: int | None = Field(
+        None, description="A bot turn's reply latency: the caller's end of speech to its audio"
+    )
 
 
 class CallOut(BaseModel):

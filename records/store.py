@@ -28,6 +28,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _contains(text: str) -> str:
+    """A LIKE pattern for `text` anywhere, its own `%`, `_` and `\\` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 @dataclass(frozen=True)
 class CallPage:
     """One page of calls, newest first.
@@ -108,7 +114,15 @@ class CallStore:
 
         await self._change(call.call_sid, answer, at, provider=call.provider)
 
-    async def add_turn(self, call_sid: str, seq: int, role: str, text: str, at: datetime) -> None:
+    async def add_turn(
+        self,
+        call_sid: str,
+        seq: int,
+        role: str,
+        text: str,
+        at: datetime,
+        reply_ms: int | None = None,
+    ) -> None:
         """Append one transcript turn; its call's record is created if it is missing.
 
         Args:
@@ -117,10 +131,13 @@ class CallStore:
             role: A `TurnRole`.
             text: What was said, or the keys pressed.
             at: When the turn began.
+            reply_ms: For a bot turn answering the caller, how long the bot took to reply.
         """
         async with self._sessions.begin() as session:
             await session.execute(self._insert_ignoring(sid=call_sid, started_at=at))
-            session.add(Turn(call_sid=call_sid, seq=seq, role=str(role), text=text, at=at))
+            turn = Turn(call_sid=call_sid, seq=seq, role=str(role), text=text, at=at)
+            turn.reply_ms = reply_ms
+            session.add(turn)
 
     async def end_call(self, call_sid: str, reason: str, at: datetime | None = None) -> None:
         """The call ended, for `reason` (a `bot.EndReason`, or `rejected`).
@@ -230,6 +247,7 @@ class CallStore:
         end_reason: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        text: str | None = None,
         limit: int = 50,
         offset: int = 0,
         with_turns: bool = False,
@@ -242,6 +260,7 @@ class CallStore:
             end_reason: Only calls that ended for this reason.
             since: Only calls started at or after this moment.
             until: Only calls started before this moment.
+            text: Only calls whose transcript holds this text (any case, taken literally).
             limit: At most this many calls.
             offset: Skip this many first.
             with_turns: Load each call's transcript too.
@@ -257,6 +276,9 @@ class CallStore:
             query = query.where(Call.started_at >= since)
         if until is not None:
             query = query.where(Call.started_at < until)
+        if text:
+            said = select(Turn.call_sid).where(Turn.text.ilike(_contains(text), escape="\\"))
+            query = query.where(Call.sid.in_(said))
         async with self._sessions() as session:
             total = await session.scalar(select(func.count()).select_from(query.subquery()))
             page = query.order_by(Call.started_at.desc(), Call.sid).limit(limit).offset(offset)
