@@ -13,12 +13,14 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from assistants.registry import Assistants
 from dialout.placers import Placer
 from dialout.status import CallStatusStore
 from ops.admission import Admission, require_capacity
 from ops.metrics import Metrics
 from records.recorder import Recorder
 from settings import Settings
+from tools.http import ToolClient
 from voice import VoiceStack
 
 
@@ -68,6 +70,18 @@ def get_placers(connection: HTTPConnection) -> dict[str, Placer]:
     return placers
 
 
+def get_assistants(connection: HTTPConnection) -> Assistants:
+    """The assistants in force (reloaded when their file changes)."""
+    assistants: Assistants = _state(connection).assistants
+    return assistants
+
+
+def get_tool_client(connection: HTTPConnection) -> ToolClient:
+    """The HTTP client for assistants' tools."""
+    client: ToolClient = _state(connection).tool_client
+    return client
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 VoiceDep = Annotated[VoiceStack, Depends(get_voice)]
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
@@ -75,6 +89,8 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RecordsDep = Annotated[Recorder, Depends(get_records)]
 CallStatusDep = Annotated[CallStatusStore, Depends(get_call_status)]
 PlacersDep = Annotated[dict[str, Placer], Depends(get_placers)]
+AssistantsDep = Annotated[Assistants, Depends(get_assistants)]
+ToolClientDep = Annotated[ToolClient, Depends(get_tool_client)]
 
 
 def _capacity(admission: AdmissionDep) -> None:

@@ -4,12 +4,16 @@ POST /         Twilio's voice webhook (calls/webhook.py)
 WS   /ws       a call's media stream, Twilio or Exotel (calls/stream.py)
 POST /dialout, /status, /exotel/status   dial-out (dialout/routes.py)
 GET  /calls, /calls/{call_sid}   call records and transcripts (records/api.py)
+GET  /assistants   the assistants in force (assistants/routes.py)
 GET  /healthz, /readyz, /metrics   operations (ops/routes.py)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,18 +21,26 @@ from fastapi import FastAPI
 from loguru import logger
 from pydantic import ValidationError
 
+from assistants import routes as assistants_routes
+from assistants.loading import AssistantsFileError
+from assistants.registry import Assistants
 from calls import stream, webhook
 from dialout import routes as dialout
 from dialout.status import CallStatusStore
+from events.builders import EventBuilder
+from events.sender import EventMetrics, EventSender
 from ops import drain, health
 from ops import routes as ops
 from ops.admission import Admission
 from ops.logs import configure_logging
 from ops.metrics import Metrics
 from records.api import router as records_router
+from records.outbox import Outbox
 from records.recorder import Recorder
 from records.store import CallStore
 from settings import Settings
+from tools.http import ToolClient
+from tools.metrics import ToolMetrics
 from voice import VoiceStack
 
 
@@ -38,6 +50,9 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     Args:
         settings: Validated settings.
         voice: An already loaded voice stack to share (tests); loaded at start-up when None.
+
+    Raises:
+        AssistantsFileError: `ASSISTANTS_FILE` is missing or wrong.
     """
 
     @asynccontextmanager
@@ -53,7 +68,13 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         # from walking it, or each full collection stalls every call ~150 ms.
         gc.freeze()
         logger.info(f"Taking up to {settings.call_capacity} calls at once (MAX_CALLS)")
+        sender.start()
+        reloads = _reload_on_sighup(app.state.assistants)
         yield
+        if reloads:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        await sender.stop()
+        await app.state.tool_client.aclose()
         await app.state.records.close()
 
     app = FastAPI(title="Switchboard", lifespan=lifespan)
@@ -65,10 +86,28 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     )
     app.state.call_status = CallStatusStore(app.state.records.store)
     app.state.metrics = Metrics(live_calls=lambda: app.state.admission.running)
+    app.state.assistants = Assistants(settings)
+    registry = app.state.metrics.registry
+    app.state.tool_client = ToolClient(settings, ToolMetrics(registry))
+    store = app.state.records.store
+    sender = EventSender(Outbox(store.engine), settings, EventMetrics(registry))
+    events_url = str(settings.events_url) if settings.events_url else None
+    store.events = EventBuilder(app.state.assistants, events_url, sender.wake)
     health.install(app)
-    for router in (webhook.router, stream.router, dialout.router, records_router, ops.router):
+    routers = (webhook.router, stream.router, dialout.router, records_router, ops.router)
+    for router in (*routers, assistants_routes.router):
         app.include_router(router)
     return app
+
+
+def _reload_on_sighup(assistants: Assistants) -> bool:
+    """Reload the assistants file on SIGHUP (only where signals can be handled: the main thread)."""
+    if assistants.path is None:
+        return False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, assistants.reload)
+        return True
+    return False
 
 
 def warn_about_open_doors(settings: Settings) -> None:
@@ -98,7 +137,11 @@ def main() -> None:
         raise SystemExit(f"Invalid configuration:\n{e}") from None
     configure_logging(settings)
     warn_about_open_doors(settings)
-    drain.run(create_app(settings), settings)
+    try:
+        app = create_app(settings)
+    except AssistantsFileError as e:
+        raise SystemExit(f"Invalid assistants file: {e}") from None
+    drain.run(app, settings)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import (
@@ -136,6 +137,27 @@ class Settings(BaseSettings):
     max_calls: int | None = Field(None, ge=1)
     drain_timeout: float = Field(300.0, ge=0)
 
+    # Assistants, HTTP tools and event webhooks (assistants/, tools/, events/).
+    assistants_file: Path | None = None
+    events_url: AnyHttpUrl | None = None
+    webhook_secret: SecretStr | None = None
+    tools_allow_private: bool = False
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        from tools.signing import check_secret
+
+        if value is not None:
+            check_secret(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _events_are_signed(self) -> Self:
+        if self.events_url is not None and self.webhook_secret is None:
+            raise ValueError("EVENTS_URL is set: WEBHOOK_SECRET must be set too, to sign events")
+        return self
+
     @field_validator("log_level")
     @classmethod
     def _known_log_level(cls, value: str) -> str:
@@ -216,6 +238,9 @@ class Settings(BaseSettings):
         "llm",
         "tts",
         "max_calls",
+        "assistants_file",
+        "events_url",
+        "webhook_secret",
         mode="before",
     )
     @classmethod

@@ -13,13 +13,22 @@ ends. Refusals close the socket with a code that says why:
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from fastapi import APIRouter, WebSocket
 from loguru import logger
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 
 from bot import Bot, EndReason
-from deps import AdmissionDep, MetricsDep, RecordsDep, SettingsDep, VoiceDep
+from deps import (
+    AdmissionDep,
+    AssistantsDep,
+    MetricsDep,
+    RecordsDep,
+    SettingsDep,
+    ToolClientDep,
+    VoiceDep,
+)
 from telephony import (
     CallEvents,
     TelephonyError,
@@ -30,6 +39,7 @@ from telephony import (
     transport_options,
 )
 from telephony.access import admitted_providers, confirm
+from tools.calls import CallTools, caller_identity
 from urls import public_base, stream_url
 from voice.pipecat.fastpath import TelephonyTransport
 
@@ -49,6 +59,8 @@ async def media_stream(
     admission: AdmissionDep,
     metrics: MetricsDep,
     records: RecordsDep,
+    assistants: AssistantsDep,
+    tool_client: ToolClientDep,
 ) -> None:
     """Run one call, from its `start` message to its hang-up."""
     await websocket.accept()
@@ -83,6 +95,9 @@ async def media_stream(
             )
             await websocket.close(WS_TRY_AGAIN_LATER, f"busy: {admission.refusal}")
             return
+        choice = assistants.for_call(call)
+        if assistants.path is not None:  # the record and events name the assistant
+            call = replace(call, parameters={**call.parameters, "assistant": choice.assistant.name})
         events = CallEvents()
         recording = records.recording(call)
         try:
@@ -98,8 +113,26 @@ async def media_stream(
                 ),
                 audio_in_frame_ms=settings.audio_in_frame_ms,
             )
-            bot = Bot(call, transport, voice, settings, observers=recording.observers)
-            metrics.watch(bot.worker, call.direction, accepted_at)
+            tools = CallTools(
+                choice.tools,
+                tool_client,
+                caller_identity(call, choice.assistant.name),
+                filler=choice.assistant.filler,
+                metrics=tool_client.metrics,
+                on_called=lambda name, arguments, outcome: recording.tool_called(
+                    name, arguments, outcome.result, **outcome.details
+                ),
+            )
+            bot = Bot(
+                call,
+                transport,
+                voice,
+                settings,
+                observers=recording.observers,
+                assistant=choice.assistant,
+                tools=tools,
+            )
+            metrics.watch(bot.worker, call.direction, accepted_at, recording.add_reply_latency)
         except Exception:
             logger.exception("Could not set the call up")
             await recording.end(EndReason.ERROR)
@@ -109,7 +142,7 @@ async def media_stream(
         admission.add(bot)
         logger.info(
             f"Call started ({call.provider}, {call.direction}, "
-            f"from {call.from_number} to {call.to_number})"
+            f"from {call.from_number} to {call.to_number}, assistant {choice.assistant.name})"
         )
         reason = EndReason.ERROR
         try:

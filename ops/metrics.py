@@ -144,13 +144,20 @@ class Metrics:
         code = UNKNOWN_ERROR_CODE if error_code is None else str(error_code)
         self.dialout_results.labels(provider=provider, outcome="failed", error_code=code).inc()
 
-    def watch(self, worker: PipelineWorker, direction: str, accepted_at: float) -> None:
+    def watch(
+        self,
+        worker: PipelineWorker,
+        direction: str,
+        accepted_at: float,
+        on_reply: Callable[[float], None] | None = None,
+    ) -> None:
         """Time a call's first bot audio and its reply to each turn.
 
         Args:
             worker: The call's pipeline worker, before it runs.
             direction: `inbound` or `outbound`.
             accepted_at: `time.monotonic()` when its media stream was accepted.
+            on_reply: Also told each turn's reply latency (e.g. the call's record).
         """
         first_audio = self.first_bot_audio.labels(direction=direction)
         worker.add_observer(FirstBotAudioObserver(accepted_at, first_audio.observe))
@@ -159,6 +166,8 @@ class Metrics:
         @turns.event_handler("on_latency_measured")
         async def _turn(_observer: UserBotLatencyObserver, seconds: float) -> None:
             self.response_latency.observe(seconds)
+            if on_reply is not None:
+                on_reply(seconds)
 
         worker.add_observer(turns)
 
