@@ -130,6 +130,14 @@ class Assistant(Strict):
     recording: Literal["off", "on", "on-consent"] = "off"
     events_url: str | None = Field(None, max_length=2000)
 
+    @field_validator("numbers", mode="before")
+    @classmethod
+    def _quoted(cls, value: object) -> object:
+        # YAML reads +15551234567 unquoted as a number, and drops its "+".
+        if isinstance(value, list) and any(isinstance(n, int | float) for n in value):
+            raise ValueError('write numbers in quotes, e.g. ["+15551234567"]')
+        return value
+
     @field_validator("numbers")
     @classmethod
     def _e164(cls, value: list[str]) -> list[str]:
