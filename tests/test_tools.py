@@ -173,7 +173,7 @@ async def test_private_addresses_are_refused_unless_allowed() -> None:
     # The machine's own name resolves to a loopback or private address: the
     # guard refuses it at connection time, whatever the URL says.
     own_name = socket.gethostname()
-    addresses = {info[4][0] for info in socket.getaddrinfo(own_name, None)}
+    addresses = {str(info[4][0]) for info in socket.getaddrinfo(own_name, None)}
     try:
         with ToolServer({"ok": True}) as server:
             port = server.base_url.rsplit(":", 1)[1]
