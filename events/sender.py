@@ -160,12 +160,12 @@ class EventSender:
         if self._signer is None:
             await self._outbox.retry(event, MAX_RETRY_SECS, "no WEBHOOK_SECRET to sign with")
             return
-        refusal = None
-        if event.url != self._trusted and not self._allow_private:
-            refusal = literal_host_refusal(event.url)
-        status, error = None, refusal
-        if refusal is None:
-            status, error = await self._post(event)
+        guarded = event.url != self._trusted and not self._allow_private
+        if guarded and (refusal := literal_host_refusal(event.url)):
+            await self._outbox.give_up(event, f"{refusal} (TOOLS_ALLOW_PRIVATE is off)")
+            self._metrics.deliveries.labels(outcome="gave_up").inc()
+            return
+        status, error = await self._post(event)
         if status is not None and 200 <= status < 300:
             await self._outbox.delivered(event)
             self._metrics.deliveries.labels(outcome="delivered").inc()

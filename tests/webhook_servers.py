@@ -115,6 +115,13 @@ class EventReceiver(Verifying):
         """The events taken (answered 2xx), in the order they came."""
         return [r for r in self.received if 200 <= r.status < 300]
 
+    async def wait_for_attempts(self, count: int, within: float = 60) -> None:
+        """Wait until `count` requests came, whatever they were answered."""
+        deadline = asyncio.get_running_loop().time() + within
+        while len(self.received) < count:
+            assert asyncio.get_running_loop().time() < deadline, f"not {count} attempts"
+            await asyncio.sleep(0.05)
+
     async def wait_for(self, count: int, within: float = 60) -> list[Received]:
         """Wait until `count` events were taken; return them."""
         deadline = asyncio.get_running_loop().time() + within
