@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ops.cpus import available_cpus
+from tools.signing import SigningSecret
 
 
 class STTChoice(StrEnum):
@@ -68,8 +69,13 @@ OFFLINE_CALLS_PER_CORE = 1
 class Settings(BaseSettings):
     """Switchboard's settings. Field names are the environment variables, upper-cased."""
 
+    # hide_input_in_errors: a rejected secret must not be echoed into the start-up error.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
     )
 
     host: str = "0.0.0.0"
@@ -140,17 +146,8 @@ class Settings(BaseSettings):
     # Assistants, HTTP tools and event webhooks (assistants/, tools/, events/).
     assistants_file: Path | None = None
     events_url: AnyHttpUrl | None = None
-    webhook_secret: SecretStr | None = None
+    webhook_secret: SigningSecret | None = None
     tools_allow_private: bool = False
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        from tools.signing import check_secret
-
-        if value is not None:
-            check_secret(value.get_secret_value())
-        return value
 
     @model_validator(mode="after")
     def _events_are_signed(self) -> Self:

@@ -57,8 +57,11 @@ class Plan:
 MODES = ("full", "quick", "smoke")
 
 
-def plan(mode: str, workdir: Path) -> Plan:
-    """The servers and steps for a full, quick, or smoke (CI: tiny N, no timing) run."""
+def plan(mode: str, workdir: Path, events: bool = False) -> Plan:
+    """The servers and steps for a full, quick, or smoke (CI: tiny N, no timing) run.
+
+    With `events`, Switchboard also runs with call events on (`switchboard_events`).
+    """
     cores = sorted(os.sched_getaffinity(0))
     server_core, loadgen_core = cores[0], cores[-1]
     clip = str(workdir / "clip.wav")
@@ -81,12 +84,12 @@ def plan(mode: str, workdir: Path) -> Plan:
         "smoke": {"switchboard": (2,), "baseline": (2,)},
     }
     steps = steps_by_mode[mode]
+    if events:
+        steps["switchboard_events"] = steps["switchboard"]
+    bench_profile = [python, "-m", "bench.switchboard", "--profile", "bench", "--clip", clip, *data]
     servers = [
-        Server(
-            "switchboard",
-            [python, "-m", "bench.switchboard", "--profile", "bench", "--clip", clip, *data],
-            both,
-        ),
+        Server("switchboard", bench_profile, both),
+        Server("switchboard_events", [*bench_profile, "--events"], both),
         Server(
             "baseline",
             [python, "-m", "bench.baseline", "--pause", str(USER_PAUSE_SECS), "--clip", clip],

@@ -17,6 +17,7 @@ time and the user-turn pause. What is left is what the server and framework
 add. Servers:
 
     switchboard          Switchboard with the instant bench services
+    switchboard_events   the same with call events on (`--events`), to a receiver off-core
     baseline             Pipecat's Twilio example, same services and turn pause
     baseline_smart_turn  the example verbatim: default turn strategy (Smart Turn v3)
     offline              Switchboard with the real offline stack (Whisper + Piper)
@@ -189,13 +190,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=MODES, default=default_mode)
     parser.add_argument("--servers", default="", help="comma-separated subset to run")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
+    parser.add_argument("--events", action="store_true", help="also Switchboard with events on")
     args = parser.parse_args(argv)
     only = [s for s in args.servers.split(",") if s]
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
-        the_plan = plan(args.mode, workdir)
+        the_plan = plan(args.mode, workdir, events=args.events)
         audio = prepare_audio(workdir)
         results: dict[str, Any] = {
             "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

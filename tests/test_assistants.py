@@ -121,6 +121,13 @@ def test_a_wrong_file_is_refused_naming_its_line(
     assert says in str(refused.value)
 
 
+def test_the_example_file_is_valid() -> None:
+    example = Path(__file__).resolve().parent.parent / "assistants.example.yaml"
+    config = load(example, offline_settings(webhook_secret=SECRET))
+    assert list(config.assistants) == ["support", "sales"]
+    assert config.assistants["support"].system_prompt == config.prompts["support"]
+
+
 def test_a_tool_needs_a_signing_secret(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -12,7 +12,9 @@ import base64
 import binascii
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated
 
+from pydantic import AfterValidator, SecretStr
 from standardwebhooks import Webhook
 
 # Standard Webhooks secrets hold 24 to 64 random bytes.
@@ -35,6 +37,15 @@ def check_secret(secret: str) -> None:
             f"must hold {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} random bytes "
             "(whsec_ + `openssl rand -base64 32`)"
         )
+
+
+def _checked(secret: SecretStr) -> SecretStr:
+    check_secret(secret.get_secret_value())
+    return secret
+
+
+# A setting that holds a signing secret, checked at start-up.
+SigningSecret = Annotated[SecretStr, AfterValidator(_checked)]
 
 
 def new_message_id() -> str:
