@@ -77,12 +77,15 @@ async def place_call(
     placer = placers.get(body.provider)
     if placer is None:
         return refused(422, f"Unknown provider {body.provider[:40]!r}: one of {', '.join(placers)}")
-    if body.assistant is not None:
-        if assistants.named(body.assistant) is None:
+    wanted = body.assistant
+    if wanted is None and assistants.path is not None:  # without a file it is plain call data
+        wanted = body.parameters.get(ASSISTANT_PARAMETER)
+    if wanted is not None:
+        if assistants.named(wanted) is None:
             names = ", ".join(a.name for a in assistants.all())
-            return refused(422, f"No assistant named {body.assistant[:64]!r}: one of {names}")
+            return refused(422, f"No assistant named {wanted[:64]!r}: one of {names}")
         # It rides to the stream as a <Parameter>, like the caller's own data.
-        parameters = {**body.parameters, ASSISTANT_PARAMETER: body.assistant}
+        parameters = {**body.parameters, ASSISTANT_PARAMETER: wanted}
         body = body.model_copy(update={"parameters": parameters})
     prefixes = settings.dialout_allowed_prefixes
     if prefixes and not body.to.startswith(tuple(prefixes)):

@@ -229,7 +229,10 @@ async def test_dialout_names_the_assistant_the_callee_talks_to(
             placed = await client.post(
                 "/dialout", json={"to": GARAGE, "assistant": "garage", "parameters": {"car": "7"}}
             )
-        assert unknown.status_code == 422
+            as_parameter = await client.post(
+                "/dialout", json={"to": GARAGE, "parameters": {"assistant": "florist"}}
+            )
+        assert unknown.status_code == as_parameter.status_code == 422
         assert unknown.json()["detail"] == "No assistant named 'florist': one of bakery, garage"
         assert placed.status_code == 201, placed.text
         (created,) = twilio.calls_created()
