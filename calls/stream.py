@@ -140,9 +140,10 @@ async def media_stream(
             return
         events.on_stop(bot.caller_left)
         admission.add(bot)
+        named = f", assistant {choice.assistant.name}" if assistants.path is not None else ""
         logger.info(
             f"Call started ({call.provider}, {call.direction}, "
-            f"from {call.from_number} to {call.to_number}, assistant {choice.assistant.name})"
+            f"from {call.from_number} to {call.to_number}{named})"
         )
         reason = EndReason.ERROR
         try:

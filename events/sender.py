@@ -125,8 +125,10 @@ class EventSender:
                 logger.warning(f"Events: the outbox is out of reach: {e}")
             except Exception:
                 logger.exception("Events: the sender failed; it goes on")
+            # asyncio.timeout, not wait_for: no task of its own for each poll.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), POLL_SECS)
+                async with asyncio.timeout(POLL_SECS):
+                    await self._wakeup.wait()
 
     async def _housekeeping(self) -> None:
         now = time.monotonic()

@@ -97,7 +97,7 @@ class ToolClient:
         self._allow_private = settings.tools_allow_private
         self._session: aiohttp.ClientSession | None = None
         self._signers: dict[str | None, Signer] = {}
-        self._validators: dict[int, Draft202012Validator] = {}
+        self._validators: dict[str, Draft202012Validator] = {}
 
     def _signer(self, tool: Tool) -> Signer:
         signer = self._signers.get(tool.secret_env)
@@ -112,11 +112,11 @@ class ToolClient:
         return signer
 
     def _validator(self, tool: Tool) -> Draft202012Validator:
-        validator = self._validators.get(id(tool.parameters))
+        # By the schema's text: the same tool in a reloaded file keeps its validator.
+        key = json.dumps(tool.parameters, sort_keys=True)
+        validator = self._validators.get(key)
         if validator is None:
-            validator = self._validators[id(tool.parameters)] = Draft202012Validator(
-                tool.parameters
-            )
+            validator = self._validators[key] = Draft202012Validator(tool.parameters)
         return validator
 
     async def call(
