@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
@@ -57,6 +57,10 @@ from voice.pipecat.fastpath import (
 )
 from voice.pipecat.turns import PatientSpeechTimeout
 
+if TYPE_CHECKING:
+    from assistants.model import Assistant
+    from tools.calls import CallTools
+
 # After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
 USER_PAUSE_SECS = 0.4
 
@@ -77,20 +81,38 @@ class EndReason(StrEnum):
     ERROR = "error"
 
 
-def system_prompt(call: CallInfo, settings: Settings) -> str:
-    """The call's system prompt: a `system_prompt` parameter, or the default, plus call data."""
-    prompt = call.parameters.get("system_prompt") or settings.system_prompt
-    data = {k: v for k, v in call.parameters.items() if k not in {"system_prompt", "greeting"}}
+# Parameters that steer the bot rather than tell the LLM about the call.
+STEERING_PARAMETERS = frozenset({"system_prompt", "greeting", "assistant"})
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def system_prompt(call: CallInfo, settings: Settings, assistant: Assistant | None = None) -> str:
+    """The call's system prompt: a `system_prompt` parameter, else the assistant's, else the
+    default; plus call data."""
+    prompt = (
+        call.parameters.get("system_prompt")
+        or (assistant and _text(assistant.system_prompt))
+        or settings.system_prompt
+    )
+    data = {k: v for k, v in call.parameters.items() if k not in STEERING_PARAMETERS}
     facts = [f"This call is {call.direction}, from {call.from_number} to {call.to_number}."]
     if data:
         facts.append("Data for this call: " + ", ".join(f"{k}={v}" for k, v in data.items()) + ".")
     return f"{prompt}\n\n{' '.join(facts)}"
 
 
-def greeting(call: CallInfo, voice: VoiceStack, settings: Settings) -> str:
-    """What the bot says first: a `greeting` parameter, else the agent's default."""
+def greeting(
+    call: CallInfo, voice: VoiceStack, settings: Settings, assistant: Assistant | None = None
+) -> str:
+    """What the bot says first: a `greeting` parameter, else the assistant's, else the
+    agent's default."""
     if "greeting" in call.parameters:
         return call.parameters["greeting"]
+    if assistant is not None and (text := _text(assistant.greeting)):
+        return text
     return ECHO_GREETING if voice.is_agent_echo else settings.greeting
 
 
@@ -155,6 +177,8 @@ class Bot:
         voice: VoiceStack,
         settings: Settings,
         observers: Sequence[BaseObserver] = (),
+        assistant: Assistant | None = None,
+        tools: CallTools | None = None,
     ) -> None:
         """Build the call's pipeline (cheap: the heavy models are shared by `voice`).
 
@@ -164,20 +188,32 @@ class Bot:
             voice: The process's voice stack.
             settings: Server settings (prompt and greeting defaults, VAD timing).
             observers: Watch the pipeline's frames, off its path (e.g. the call's transcript).
+            assistant: Who answers (prompt, greeting, voice, timing); else the settings.
+            tools: The assistant's HTTP tools, bound to the call, for an LLM agent.
         """
         self.call = call
+        self.assistant = assistant
         self.end_reason: EndReason | None = None
         self._settings = settings
-        self._greeting = greeting(call, voice, settings)
+        self._greeting = greeting(call, voice, settings, assistant)
         self._tasks: set[asyncio.Task[None]] = set()
 
         context = LLMContext()
-        agent = voice.agent(system_prompt(call, settings))
+        agent = voice.agent(
+            system_prompt(call, settings, assistant), assistant.llm_model if assistant else None
+        )
         if isinstance(agent, LLMService):
-            context.set_tools(ToolsSchema(standard_tools=[END_CALL_TOOL]))
+            schemas = [END_CALL_TOOL, *(tools.schemas() if tools else [])]
+            context.set_tools(ToolsSchema(standard_tools=schemas))
             agent.register_function("end_call", self._end_call_tool)
-        vad = voice.vad()
-        stt = voice.stt()
+            if tools is not None:
+                tools.register(agent)
+        language = assistant.language if assistant else None
+        vad = voice.vad(assistant.vad_stop_secs if assistant else None)
+        stt = voice.stt(language)
+        pause = USER_PAUSE_SECS
+        if assistant is not None and assistant.user_pause_secs is not None:
+            pause = assistant.user_pause_secs
         if isinstance(transport, TelephonyTransport):
             transport.follow(vad)
         aggregators = LLMContextAggregatorPair(
@@ -188,7 +224,7 @@ class Bot:
                     stop=[
                         PatientSpeechTimeout(
                             vad,
-                            user_speech_timeout=USER_PAUSE_SECS,
+                            user_speech_timeout=pause,
                             segmented_stt=getattr(stt, "marks_segments", False),
                         )
                     ]
@@ -208,7 +244,7 @@ class Bot:
                     else []
                 ),
                 agent,
-                voice.tts(),
+                voice.tts(assistant.voice if assistant else None, language),
                 transport.output(),
                 bot_audio_end(),
                 aggregators.assistant(),

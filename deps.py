@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from assistants.registry import Assistants
 from console.session import COOKIE, Session, read_session, require_csrf, require_session
 from dialout.placers import Placer
 from dialout.status import CallStatusStore
@@ -21,6 +22,7 @@ from ops.admission import Admission, require_capacity
 from ops.metrics import Metrics
 from records.recorder import Recorder
 from settings import Settings
+from tools.http import ToolClient
 from voice import VoiceStack
 
 T = TypeVar("T")
@@ -50,6 +52,10 @@ RecordsDep = Annotated[Recorder, Depends(_from_state("records", Recorder))]
 CallStatusDep = Annotated[CallStatusStore, Depends(_from_state("call_status", CallStatusStore))]
 # One dial-out placer per provider, by name.
 PlacersDep = Annotated[dict[str, Placer], Depends(_from_state("placers", dict))]
+# The assistants in force (reloaded when their file changes).
+AssistantsDep = Annotated[Assistants, Depends(_from_state("assistants", Assistants))]
+# The HTTP client for assistants' tools.
+ToolClientDep = Annotated[ToolClient, Depends(_from_state("tool_client", ToolClient))]
 
 
 def _capacity(admission: AdmissionDep) -> None:

@@ -4,13 +4,17 @@ POST /         Twilio's voice webhook (calls/webhook.py)
 WS   /ws       a call's media stream, Twilio or Exotel (calls/stream.py)
 POST /dialout, /status, /exotel/status   dial-out (dialout/routes.py)
 GET  /calls, /calls/{call_sid}   call records and transcripts (records/api.py)
+GET  /assistants   the assistants in force (assistants/routes.py)
 GET  /healthz, /readyz, /metrics   operations (ops/routes.py)
 GET  /console…   the web console, when DIALOUT_API_KEY is set (console/)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,9 +25,14 @@ from loguru import logger
 from pydantic import ValidationError
 
 import console
+from assistants import routes as assistants_routes
+from assistants.loading import AssistantsFileError
+from assistants.registry import Assistants
 from calls import stream, webhook
 from dialout import routes as dialout
 from dialout.status import CallStatusStore
+from events.builders import EventBuilder
+from events.sender import EventMetrics, EventSender
 from ops import drain, health, workers
 from ops import routes as ops
 from ops.admission import Admission
@@ -31,9 +40,12 @@ from ops.logs import configure_logging
 from ops.machine import Machine
 from ops.metrics import Metrics
 from records.api import router as records_router
+from records.outbox import Outbox
 from records.recorder import Recorder
 from records.store import CallStore
 from settings import Settings
+from tools.http import ToolClient
+from tools.metrics import ToolMetrics
 from voice import VoiceStack
 
 
@@ -43,6 +55,9 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     Args:
         settings: Validated settings.
         voice: An already loaded voice stack to share (tests); loaded at start-up when None.
+
+    Raises:
+        AssistantsFileError: `ASSISTANTS_FILE` is missing or wrong.
     """
     # One of several worker processes on this machine (ops/workers.py), or None.
     machine = Machine.from_environment()
@@ -62,7 +77,13 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         logger.info(f"Taking up to {settings.call_capacity} calls at once (MAX_CALLS)")
         if machine is not None:  # the supervisor learns that this worker is up
             machine.publish(app.state.admission)
+        sender.start()
+        reloads = _reload_on_sighup(app.state.assistants)
         yield
+        if reloads:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        await sender.stop()
+        await app.state.tool_client.aclose()
         await app.state.records.close()
 
     app = FastAPI(title="Switchboard", lifespan=lifespan)
@@ -80,11 +101,29 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     if machine is not None:
         app.state.admission.machine = machine
         app.state.admission.on_change(machine.publish)
+    app.state.assistants = Assistants(settings)
+    registry = app.state.metrics.registry
+    app.state.tool_client = ToolClient(settings, ToolMetrics(registry))
+    store = app.state.records.store
+    sender = EventSender(Outbox(store.engine), settings, EventMetrics(registry))
+    events_url = str(settings.events_url) if settings.events_url else None
+    store.events = EventBuilder(app.state.assistants, events_url, sender.wake)
     health.install(app)
-    for router in (webhook.router, stream.router, dialout.router, records_router, ops.router):
+    routers = (webhook.router, stream.router, dialout.router, records_router, ops.router)
+    for router in (*routers, assistants_routes.router):
         app.include_router(router)
     console.install(app, settings)
     return app
+
+
+def _reload_on_sighup(assistants: Assistants) -> bool:
+    """Reload the assistants file on SIGHUP (only where signals can be handled: the main thread)."""
+    if assistants.path is None:
+        return False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, assistants.reload)
+        return True
+    return False
 
 
 def warn_about_open_doors(settings: Settings) -> None:
@@ -116,13 +155,21 @@ def main() -> None:
     if Machine.from_environment() is None:  # the supervisor's, or the only process
         warn_about_open_doors(settings)
         if settings.worker_count > 1:
+            try:
+                Assistants(settings)  # a bad file stops the machine here, saying which line
+            except AssistantsFileError as e:
+                raise SystemExit(f"Invalid assistants file: {e}") from None
             workers.supervise(
                 [sys.executable, str(Path(__file__).resolve())],
                 settings.worker_count,
                 settings.host,
                 settings.port,
             )
-    drain.run(create_app(settings), settings)
+    try:
+        app = create_app(settings)
+    except AssistantsFileError as e:
+        raise SystemExit(f"Invalid assistants file: {e}") from None
+    drain.run(app, settings)
 
 
 if __name__ == "__main__":

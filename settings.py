@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import (
@@ -22,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ops.cpus import available_cpus
+from tools.signing import SigningSecret
 
 
 class STTChoice(StrEnum):
@@ -67,8 +69,13 @@ OFFLINE_CALLS_PER_CORE = 1
 class Settings(BaseSettings):
     """Switchboard's settings. Field names are the environment variables, upper-cased."""
 
+    # hide_input_in_errors: a rejected secret must not be echoed into the start-up error.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
     )
 
     host: str = "0.0.0.0"
@@ -137,6 +144,18 @@ class Settings(BaseSettings):
     drain_timeout: float = Field(300.0, ge=0)
     # Processes serving one port (ops/workers.py); unset: one per CPU available.
     workers: int | None = Field(None, ge=1, le=256)
+
+    # Assistants, HTTP tools and event webhooks (assistants/, tools/, events/).
+    assistants_file: Path | None = None
+    events_url: AnyHttpUrl | None = None
+    webhook_secret: SigningSecret | None = None
+    tools_allow_private: bool = False
+
+    @model_validator(mode="after")
+    def _events_are_signed(self) -> Self:
+        if self.events_url is not None and self.webhook_secret is None:
+            raise ValueError("EVENTS_URL is set: WEBHOOK_SECRET must be set too, to sign events")
+        return self
 
     @field_validator("log_level")
     @classmethod
@@ -219,6 +238,9 @@ class Settings(BaseSettings):
         "tts",
         "max_calls",
         "workers",
+        "assistants_file",
+        "events_url",
+        "webhook_secret",
         mode="before",
     )
     @classmethod

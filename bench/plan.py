@@ -60,13 +60,16 @@ class Plan:
 MODES = ("full", "quick", "smoke")
 
 
-def plan(mode: str, workdir: Path, workers: bool = False) -> Plan:
+def plan(mode: str, workdir: Path, workers: bool = False, events: bool = False) -> Plan:
     """The servers and steps for a full, quick, or smoke (CI: tiny N, no timing) run.
+
+    With `events`, Switchboard also runs with call events on (`switchboard_events`).
 
     Args:
         mode: `full`, `quick` or `smoke`.
         workdir: Where the run's audio and logs go.
         workers: Measure Switchboard with one worker against one per core instead.
+        events: Also measure Switchboard with call events on.
     """
     cores = sorted(os.sched_getaffinity(0))
     server_core, loadgen_core = cores[0], cores[-1]
@@ -90,12 +93,12 @@ def plan(mode: str, workdir: Path, workers: bool = False) -> Plan:
         "smoke": {"switchboard": (2,), "baseline": (2,)},
     }
     steps = steps_by_mode[mode]
+    if events:
+        steps["switchboard_events"] = steps["switchboard"]
+    bench_profile = [python, "-m", "bench.switchboard", "--profile", "bench", "--clip", clip, *data]
     servers = [
-        Server(
-            "switchboard",
-            [python, "-m", "bench.switchboard", "--profile", "bench", "--clip", clip, *data],
-            both,
-        ),
+        Server("switchboard", bench_profile, both),
+        Server("switchboard_events", [*bench_profile, "--events"], both),
         Server(
             "baseline",
             [python, "-m", "bench.baseline", "--pause", str(USER_PAUSE_SECS), "--clip", clip],

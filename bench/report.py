@@ -26,6 +26,7 @@ WORKERS_RESULTS = "workers.json"
 PLOT_NAME = "latency_vs_calls.png"
 SERVERS = {
     "switchboard": "Switchboard",
+    "switchboard_events": "Switchboard, events on",
     "baseline": "Stock Pipecat",
     "baseline_smart_turn": "Stock Pipecat, Smart Turn",
     "offline": "Switchboard, Whisper + Piper",

@@ -18,6 +18,7 @@ time and the user-turn pause. What is left is what the server and framework
 add. Servers:
 
     switchboard          Switchboard with the instant bench services
+    switchboard_events   the same with call events on (`--events`), to a receiver off-core
     baseline             Pipecat's Twilio example, same services and turn pause
     baseline_smart_turn  the example verbatim: default turn strategy (Smart Turn v3)
     offline              Switchboard with the real offline stack (Whisper + Piper)
@@ -199,13 +200,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--workers", action="store_true", help="one worker against one per core (WORKERS)"
     )
+    parser.add_argument("--events", action="store_true", help="also Switchboard with events on")
     args = parser.parse_args(argv)
     only = [s for s in args.servers.split(",") if s]
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
-        the_plan = plan(args.mode, workdir, workers=args.workers)
+        the_plan = plan(args.mode, workdir, workers=args.workers, events=args.events)
         audio = prepare_audio(workdir)
         results: dict[str, Any] = {
             "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -13,6 +13,7 @@ ends. Refusals close the socket with a code that says why:
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import PlainTextResponse
@@ -20,7 +21,15 @@ from loguru import logger
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 
 from bot import Bot, EndReason
-from deps import AdmissionDep, MetricsDep, RecordsDep, SettingsDep, VoiceDep
+from deps import (
+    AdmissionDep,
+    AssistantsDep,
+    MetricsDep,
+    RecordsDep,
+    SettingsDep,
+    ToolClientDep,
+    VoiceDep,
+)
 from ops.admission import proxy_retries
 from telephony import (
     CallEvents,
@@ -32,6 +41,7 @@ from telephony import (
     transport_options,
 )
 from telephony.access import admitted_providers, confirm
+from tools.calls import CallTools, caller_identity
 from urls import public_base, stream_url
 from voice.pipecat.fastpath import TelephonyTransport
 
@@ -51,6 +61,8 @@ async def media_stream(
     admission: AdmissionDep,
     metrics: MetricsDep,
     records: RecordsDep,
+    assistants: AssistantsDep,
+    tool_client: ToolClientDep,
 ) -> None:
     """Run one call, from its `start` message to its hang-up."""
     if (refusal := admission.refusal) is not None and proxy_retries(websocket):
@@ -89,6 +101,9 @@ async def media_stream(
             )
             await websocket.close(WS_TRY_AGAIN_LATER, f"busy: {admission.refusal}")
             return
+        choice = assistants.for_call(call)
+        if assistants.path is not None:  # the record and events name the assistant
+            call = replace(call, parameters={**call.parameters, "assistant": choice.assistant.name})
         events = CallEvents()
         recording = records.recording(call)
         try:
@@ -104,7 +119,25 @@ async def media_stream(
                 ),
                 audio_in_frame_ms=settings.audio_in_frame_ms,
             )
-            bot = Bot(call, transport, voice, settings, observers=recording.observers)
+            tools = CallTools(
+                choice.tools,
+                tool_client,
+                caller_identity(call, choice.assistant.name),
+                filler=choice.assistant.filler,
+                metrics=tool_client.metrics,
+                on_called=lambda name, arguments, outcome: recording.tool_called(
+                    name, arguments, outcome.result, **outcome.details
+                ),
+            )
+            bot = Bot(
+                call,
+                transport,
+                voice,
+                settings,
+                observers=recording.observers,
+                assistant=choice.assistant,
+                tools=tools,
+            )
             metrics.watch(bot.worker, call.direction, accepted_at, recording.add_reply_latency)
         except Exception:
             logger.exception("Could not set the call up")
@@ -113,9 +146,10 @@ async def media_stream(
             return
         events.on_stop(bot.caller_left)
         admission.add(bot)
+        named = f", assistant {choice.assistant.name}" if assistants.path is not None else ""
         logger.info(
             f"Call started ({call.provider}, {call.direction}, "
-            f"from {call.from_number} to {call.to_number})"
+            f"from {call.from_number} to {call.to_number}{named})"
         )
         reason = EndReason.ERROR
         try:

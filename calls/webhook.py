@@ -2,8 +2,10 @@
 
 Anything in the webhook URL's query string becomes a `<Parameter>` of the
 stream (per-number personas without code); the server adds `from_number`,
-`to_number` and `direction` itself. Twilio never gets a 5xx: at capacity the
-call is rejected busy, and a bad signature gets 403.
+`to_number` and `direction` itself, and, with an assistants file, the
+`assistant` that answers the number called (unless the query names one).
+Twilio never gets a 5xx: at capacity the call is rejected busy, and a bad
+signature gets 403.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from fastapi import APIRouter, Request, Response
 from loguru import logger
 
 import twiml
-from deps import AdmissionDep, MetricsDep, RecordsDep, SettingsDep
+from assistants.registry import ASSISTANT_PARAMETER
+from deps import AdmissionDep, AssistantsDep, MetricsDep, RecordsDep, SettingsDep
 from ops.admission import RETRY_AFTER_SECS, proxy_retries
 from ops.metrics import WebhookOutcome
 from telephony.call_info import RESERVED_PARAMETERS
@@ -31,6 +34,7 @@ async def voice_webhook(
     admission: AdmissionDep,
     metrics: MetricsDep,
     records: RecordsDep,
+    assistants: AssistantsDep,
 ) -> Response:
     """Answer an incoming call: stream it to the bot, or reject it busy."""
     if (forbidden := await unsigned_refusal(request, settings, "Webhook")) is not None:
@@ -55,6 +59,8 @@ async def voice_webhook(
             if call_sid:
                 records.rejected(call_sid, from_number=caller, to_number=called, parameters=custom)
             return Response(twiml.reject_busy(), media_type=TWIML)
+        if assistants.path is not None and ASSISTANT_PARAMETER not in custom:
+            custom[ASSISTANT_PARAMETER] = assistants.for_number(called).assistant.name
         parameters = custom | {
             "from_number": caller,
             "to_number": called,

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from console.pages import render
 from deps import (
     AdmissionDep,
+    AssistantsDep,
     CallStatusDep,
     ConsoleSessionDep,
     CsrfDep,
@@ -97,6 +98,7 @@ async def place(
     metrics: MetricsDep,
     store: CallStatusDep,
     placers: PlacersDep,
+    assistants: AssistantsDep,
     to: Annotated[str, Form(max_length=64)] = "",
     provider: Annotated[str, Form(max_length=32)] = "twilio",
     from_: Annotated[str, Form(alias="from", max_length=64)] = "",
@@ -147,6 +149,7 @@ async def place(
         settings=settings,
         store=store,
         placers=placers,
+        assistants=assistants,
     )
     result = json.loads(bytes(answer.body))
     if answer.status_code != 201:

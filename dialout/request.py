@@ -34,6 +34,9 @@ class DialoutRequest(BaseModel):
         default_factory=dict,
         description="Data for the bot (customer id, campaign, `greeting`, `system_prompt`).",
     )
+    assistant: str | None = Field(
+        None, max_length=64, description="The assistant that talks to the callee; else the default."
+    )
     machine_detection: Literal["Enable", "DetectMessageEnd"] | None = None
     timeout: int | None = Field(None, ge=5, le=600, description="Seconds to let it ring.")
     time_limit: int | None = Field(None, ge=1, le=14400, description="Longest call, seconds.")

@@ -21,7 +21,16 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from loguru import logger
 
-from deps import ApiKeyDep, CallStatusDep, CapacityDep, MetricsDep, PlacersDep, SettingsDep
+from assistants.registry import ASSISTANT_PARAMETER
+from deps import (
+    ApiKeyDep,
+    AssistantsDep,
+    CallStatusDep,
+    CapacityDep,
+    MetricsDep,
+    PlacersDep,
+    SettingsDep,
+)
 from dialout.placers import EXOTEL_STATUS_PATH, exotel_status_token, placers_for
 from dialout.placing import CallNotPlaced
 from dialout.request import DialoutAnswer, DialoutRequest
@@ -62,11 +71,22 @@ async def place_call(
     settings: SettingsDep,
     store: CallStatusDep,
     placers: PlacersDep,
+    assistants: AssistantsDep,
 ) -> Response:
     """Call `to`; when the callee answers, the call streams to this server's bot."""
     placer = placers.get(body.provider)
     if placer is None:
         return refused(422, f"Unknown provider {body.provider[:40]!r}: one of {', '.join(placers)}")
+    wanted = body.assistant
+    if wanted is None and assistants.path is not None:  # without a file it is plain call data
+        wanted = body.parameters.get(ASSISTANT_PARAMETER)
+    if wanted is not None:
+        if assistants.named(wanted) is None:
+            names = ", ".join(a.name for a in assistants.all())
+            return refused(422, f"No assistant named {wanted[:64]!r}: one of {names}")
+        # It rides to the stream as a <Parameter>, like the caller's own data.
+        parameters = {**body.parameters, ASSISTANT_PARAMETER: wanted}
+        body = body.model_copy(update={"parameters": parameters})
     prefixes = settings.dialout_allowed_prefixes
     if prefixes and not body.to.startswith(tuple(prefixes)):
         logger.warning(f"Dial-out refused: {_redacted(body.to)} is outside the allowed prefixes")
@@ -87,6 +107,7 @@ async def place_call(
         from_number=call.from_number,
         status=call.status,
         provider=placer.name,
+        parameters=body.parameters,
     )
     with logger.contextualize(call_sid=call.call_sid):
         logger.info(f"Dial-out to {_redacted(body.to)} placed via {placer.name} ({call.status})")

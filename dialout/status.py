@@ -76,9 +76,16 @@ class CallStatusStore:
         self._store = store
 
     async def placed(
-        self, call_sid: str, *, to: str, from_number: str, status: str, provider: str = "twilio"
+        self,
+        call_sid: str,
+        *,
+        to: str,
+        from_number: str,
+        status: str,
+        provider: str = "twilio",
+        parameters: dict[str, str] | None = None,
     ) -> CallStatus:
-        """Remember a call this server has just created."""
+        """Remember a call this server has just created (with its parameters, for its events)."""
         await self._store.note_call(
             call_sid,
             provider=provider,
@@ -86,6 +93,7 @@ class CallStatusStore:
             from_number=from_number,
             to_number=to,
             status=status,
+            parameters=parameters,
         )
         entry = await self.get(call_sid)
         assert entry is not None

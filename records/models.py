@@ -6,7 +6,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Twilio's call statuses after which nothing changes any more.
@@ -21,6 +31,7 @@ class TurnRole(StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
     DTMF = "dtmf"
+    TOOL = "tool"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -101,8 +112,9 @@ class Turn(Base):
     Attributes:
         call_sid: The call.
         seq: The turn's place in the call, from 1.
-        role: `user` (what the bot heard), `assistant` (what it said) or `dtmf` (keys pressed).
-        text: What was said, or the keys pressed.
+        role: `user` (what the bot heard), `assistant` (what it said), `dtmf` (keys
+            pressed) or `tool` (a tool the bot called: `name(arguments) → answer`).
+        text: What was said, the keys pressed, or the tool call.
         at: When the turn began.
         reply_ms: On a bot turn that answers the caller, milliseconds from the end of their
             speech to the bot's first audio (none on the greeting).
@@ -118,3 +130,46 @@ class Turn(Base):
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime]
     reply_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class Event(Base):
+    """An event for the operator's webhook, in the outbox until it is delivered.
+
+    Written in the same transaction as the record change it describes, so an
+    event exists exactly when its change does; `events/sender.py` delivers it.
+
+    Attributes:
+        id: Its place in the outbox: a call's events go out in this order.
+        event_id: Its unique `webhook-id`, the same on every attempt.
+        type: `call.started`, `call.ended`, `dialout.status`, `tool.called`, ….
+        call_sid: The call it is about.
+        url: Where it goes.
+        payload: The JSON body, exactly as signed and sent.
+        created_at: When it was written.
+        state: `pending`, `delivered` or `failed` (given up).
+        attempts: Delivery attempts so far.
+        next_attempt_at: When it may be tried (again).
+        locked_until: While a sender is delivering it, until when it holds it.
+        delivered_at: When the receiver took it.
+        last_error: Why the last attempt failed.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_due", "state", "next_attempt_at"),
+        Index("ix_events_call", "call_sid", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    call_sid: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))

@@ -10,7 +10,8 @@ forgotten, with a reference kept until they finish.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+import json
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from loguru import logger
 from pipecat.observers.base_observer import BaseObserver
 from sqlalchemy.exc import DBAPIError
 
-from records.models import REJECTED, TurnRole
+from records.models import REJECTED, Turn, TurnRole
 from records.store import CallStore
 from records.transcript import TranscriptObserver
 from telephony.call_info import CallInfo
@@ -27,6 +28,8 @@ from telephony.call_info import CallInfo
 RETRY_PAUSES = (0.5, 2.0)
 # How long the end of a call waits for its last writes before giving up on them.
 FLUSH_TIMEOUT = 10.0
+# A tool turn shows the call and its answer, cut to this many characters.
+MAX_TOOL_TURN = 2000
 
 Write = Callable[[], Awaitable[object]]
 
@@ -48,6 +51,8 @@ class CallRecording:
         self._queue: asyncio.Queue[Write | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_all(), name=f"record-{call.call_sid}")
         self._ended = False
+        self._transcripts = transcripts
+        self.reply_latencies: list[float] = []
         self._reply_ms: int | None = None  # measured for the bot turn being spoken
         self.observers: list[BaseObserver] = (
             [TranscriptObserver(self.add_turn)] if transcripts else []
@@ -66,19 +71,44 @@ class CallRecording:
         self._submit(lambda: self._store.add_turn(self.call_sid, seq, role, text, at, reply_ms))
 
     def add_reply_latency(self, seconds: float) -> None:
-        """Note how long the bot took to start answering; it goes with the bot's next turn.
+        """Note how long the bot took to start answering one turn.
 
-        The latency is measured when the bot starts speaking, and its turn is
-        written once it has finished, so the two meet here.
+        It goes with the bot's next turn (measured when the bot starts speaking,
+        while the turn is written once it has finished, so the two meet here),
+        and into the `call.ended` event.
         """
         self._reply_ms = round(seconds * 1000)
+        self.reply_latencies.append(seconds)
+
+    def tool_called(
+        self, tool: str, arguments: Mapping[str, Any], result: Any, **details: Any
+    ) -> None:
+        """Queue a tool call the bot made: a `tool` turn and its `tool.called` event."""
+        if self._ended:
+            return
+        at = datetime.now(UTC)
+        text = f"{tool}({json.dumps(dict(arguments), ensure_ascii=False)}) → "
+        text = (text + json.dumps(result, ensure_ascii=False, default=str))[:MAX_TOOL_TURN]
+        seq = None
+        if self._transcripts:
+            self._seq += 1
+            seq = self._seq
+        event = {"tool": tool, "arguments": dict(arguments), "result": result, **details}
+
+        def turn() -> Turn | None:
+            if seq is None:
+                return None
+            return Turn(call_sid=self.call_sid, seq=seq, role=str(TurnRole.TOOL), text=text, at=at)
+
+        self._submit(lambda: self._store.tool_called(self.call_sid, turn(), event))
 
     async def end(self, reason: str) -> None:
         """Queue the call's end, then wait (a while) for every write to reach the database."""
         if self._ended:
             return
         at = datetime.now(UTC)
-        self._submit(lambda: self._store.end_call(self.call_sid, reason, at))
+        details = {"reply_latencies": list(self.reply_latencies)}
+        self._submit(lambda: self._store.end_call(self.call_sid, reason, at, details))
         self._ended = True
         self._queue.put_nowait(None)
         try:
@@ -194,6 +224,10 @@ class Recorder:
             await self.store.end_call(sid, REJECTED, at=at)
 
         self._fire(reject)
+
+    def transferred(self, call_sid: str, details: Mapping[str, Any]) -> None:
+        """Record that a call was transferred (for call control): its `call.transferred` event."""
+        self._fire(lambda: self.store.transferred(call_sid, details))
 
     def _fire(self, write: Callable[[], Coroutine[Any, Any, object]]) -> None:
         task = asyncio.create_task(write_patiently(write))

@@ -2,12 +2,14 @@
 
 Writes are upserts keyed by the call SID, so the webhook on one replica, the
 media stream on another and Twilio's status callbacks on a third all land in
-one row, in whatever order they arrive.
+one row, in whatever order they arrive. A change that the operator hears about
+(`call.started`, `call.ended`, `dialout.status`, …) writes its event into the
+outbox in the same transaction, through `events` (see `events/`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from records.database import create_engine, migrate, printable_url
-from records.models import FINAL_STATUSES, REJECTED, Call, Turn
+from records.models import FINAL_STATUSES, REJECTED, Base, Call, Turn
+from records.outbox import Emitted, EventMaker
 
 if TYPE_CHECKING:
     from telephony.call_info import CallInfo
@@ -59,6 +62,7 @@ class CallStore:
         self.engine: AsyncEngine = create_engine(url)
         self.url = printable_url(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.events: EventMaker | None = None
 
     async def migrate(self) -> None:
         """Bring the schema up to date (safe when several replicas start at once on PostgreSQL)."""
@@ -102,7 +106,7 @@ class CallStore:
         """The call's media stream started: the bot answered it."""
         at = at or _now()
 
-        def answer(record: Call) -> None:
+        def answer(record: Call) -> Emitted:
             record.provider = call.provider
             record.direction = call.direction
             record.from_number = call.from_number or record.from_number
@@ -111,6 +115,7 @@ class CallStore:
             record.answered_at = record.answered_at or at
             if record.status not in FINAL_STATUSES:
                 record.status = "in-progress"
+            return "call.started", {}
 
         await self._change(call.call_sid, answer, at, provider=call.provider)
 
@@ -139,21 +144,41 @@ class CallStore:
             turn.reply_ms = reply_ms
             session.add(turn)
 
-    async def end_call(self, call_sid: str, reason: str, at: datetime | None = None) -> None:
+    async def end_call(
+        self,
+        call_sid: str,
+        reason: str,
+        at: datetime | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         """The call ended, for `reason` (a `bot.EndReason`, or `rejected`).
 
         A call turned away is `busy` to Twilio; any other call that ended
-        without a final status from Twilio is `completed`.
+        without a final status from Twilio is `completed`. `details` go into
+        its `call.ended` event (e.g. `reply_latencies`).
         """
         at = at or _now()
 
-        def end(call: Call) -> None:
+        def end(call: Call) -> Emitted | None:
+            ended_before = call.end_reason is not None
             call.ended_at = call.ended_at or at
             call.end_reason = call.end_reason or str(reason)
             if call.status not in FINAL_STATUSES:
                 call.status = "busy" if reason == REJECTED else "completed"
+            return None if ended_before else ("call.ended", dict(details or {}))
 
         await self._change(call_sid, end, at)
+
+    async def tool_called(
+        self, call_sid: str, turn: Turn | None, details: Mapping[str, Any]
+    ) -> None:
+        """A tool the bot called answered: its transcript `turn` and its `tool.called` event."""
+        rows = [] if turn is None else [turn]
+        await self._change(call_sid, lambda _: ("tool.called", dict(details)), None, rows=rows)
+
+    async def transferred(self, call_sid: str, details: Mapping[str, Any]) -> None:
+        """The call was transferred (`details`: the target, …): its `call.transferred` event."""
+        await self._change(call_sid, lambda _: ("call.transferred", dict(details)), None)
 
     async def update_status(
         self,
@@ -183,7 +208,9 @@ class CallStore:
         """
         at = at or _now()
 
-        def apply(call: Call) -> None:
+        def apply(call: Call) -> Emitted:
+            callback = {"status": status, "answered_by": answered_by, "duration": duration}
+            emitted = ("dialout.status", callback | {"sequence": sequence})
             call.direction = call.direction or direction
             call.from_number = call.from_number or from_number
             call.to_number = call.to_number or to_number
@@ -195,22 +222,24 @@ class CallStore:
                 and sequence <= call.status_sequence
             )
             if stale or call.status in FINAL_STATUSES:
-                return
+                return emitted
             call.status = status
             call.status_sequence = sequence if sequence is not None else call.status_sequence
             if status == "in-progress":
                 call.answered_at = call.answered_at or at
             if status in FINAL_STATUSES:
                 call.ended_at = call.ended_at or at
+            return emitted
 
         return await self._change(call_sid, apply, at, create=create)
 
     async def _change(
         self,
         sid: str,
-        change: Callable[[Call], None],
+        change: Callable[[Call], Emitted | None],
         at: datetime | None,
         create: bool = True,
+        rows: Sequence[Base] = (),
         **known: Any,
     ) -> Call | None:
         # Create the row if it is missing, then lock it and change it: atomic on
@@ -223,8 +252,21 @@ class CallStore:
             if call is None:
                 return None
             call.started_at = min(call.started_at, at)
-            change(call)
+            emitted = change(call)
             call.updated_at = _now()
+            session.add_all(rows)
+            event = None
+            if emitted is not None and self.events is not None:
+                kind, details = emitted
+                if kind == "call.ended":  # the whole transcript, as it stands at the end
+                    await session.flush()
+                    query = select(Turn).where(Turn.call_sid == sid).order_by(Turn.seq)
+                    details["transcript"] = list((await session.scalars(query)).all())
+                event = self.events.make(kind, call, details)
+                if event is not None:
+                    session.add(event)
+        if event is not None and self.events is not None:
+            self.events.written()
         return call
 
     def _insert_ignoring(self, **values: Any) -> Any:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
-    "calls", "console", "dialout", "ops", "records", "simulator", "telephony", "voice", "bench",
+    "assistants", "bench", "calls", "console", "dialout", "events", "ops", "records",
+    "simulator", "telephony", "tools", "voice",
 )  # fmt: skip
 MAX_TOP_LEVEL_MODULES = 8
 # "About 300 lines": a module past this is two concepts, or one that wants a folder.

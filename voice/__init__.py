@@ -54,30 +54,31 @@ class VoiceStack:
         """Whether the agent is the offline echo agent rather than an LLM."""
         return self.settings.llm is LLMChoice.ECHO
 
-    def vad(self) -> FastSileroVAD:
-        """A call's voice activity detector."""
+    def vad(self, stop_secs: float | None = None) -> FastSileroVAD:
+        """A call's voice activity detector; `stop_secs` overrides `VAD_STOP_SECS`."""
         from voice.pipecat.vad import FastSileroVAD
 
-        return FastSileroVAD(self.silero, params=VADParams(stop_secs=self.settings.vad_stop_secs))
+        stop = self.settings.vad_stop_secs if stop_secs is None else stop_secs
+        return FastSileroVAD(self.silero, params=VADParams(stop_secs=stop))
 
-    def stt(self) -> FrameProcessor:
-        """A call's speech-to-text service."""
+    def stt(self, language: str | None = None) -> FrameProcessor:
+        """A call's speech-to-text service (`language` for Deepgram; Whisper tiny.en is English)."""
         if self.settings.stt is STTChoice.DEEPGRAM:
-            return cloud.deepgram_stt(self.settings)
+            return cloud.deepgram_stt(self.settings, language)
         from voice.pipecat.offline import SharedWhisperSTT
 
         return SharedWhisperSTT(self.whisper)
 
-    def agent(self, instructions: str) -> FrameProcessor:
+    def agent(self, instructions: str, model: str | None = None) -> FrameProcessor:
         """A call's agent: the LLM service with the call's system prompt, or the echo agent."""
         if self.settings.llm is LLMChoice.OPENAI:
-            return cloud.openai_llm(self.settings, instructions)
+            return cloud.openai_llm(self.settings, instructions, model)
         return EchoAgent()
 
-    def tts(self) -> FrameProcessor:
-        """A call's text-to-speech service."""
+    def tts(self, voice: str | None = None, language: str | None = None) -> FrameProcessor:
+        """A call's text-to-speech service (`voice` and `language` for Cartesia; Piper has one)."""
         if self.settings.tts is TTSChoice.CARTESIA:
-            return cloud.cartesia_tts(self.settings)
+            return cloud.cartesia_tts(self.settings, voice, language)
         from voice.pipecat.offline import SharedPiperTTS
 
         return SharedPiperTTS(self.piper)
