@@ -10,7 +10,7 @@ The whole pipeline runs at the call's wire rate (8 kHz for telephony): every
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -56,6 +56,7 @@ from voice.pipecat.fastpath import (
     caller_audio_end,
 )
 from voice.pipecat.turns import PatientSpeechTimeout
+from voice.prompts import PromptFrame, PromptPlayer, opening
 
 # After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
 USER_PAUSE_SECS = 0.4
@@ -77,10 +78,15 @@ class EndReason(StrEnum):
     ERROR = "error"
 
 
+class CallEnded(Exception):
+    """The call has ended, or is ending: nothing more can be said in it."""
+
+
 def system_prompt(call: CallInfo, settings: Settings) -> str:
     """The call's system prompt: a `system_prompt` parameter, or the default, plus call data."""
     prompt = call.parameters.get("system_prompt") or settings.system_prompt
-    data = {k: v for k, v in call.parameters.items() if k not in {"system_prompt", "greeting"}}
+    own = {"system_prompt", "greeting", "greeting_audio"}
+    data = {k: v for k, v in call.parameters.items() if k not in own}
     facts = [f"This call is {call.direction}, from {call.from_number} to {call.to_number}."]
     if data:
         facts.append("Data for this call: " + ", ".join(f"{k}={v}" for k, v in data.items()) + ".")
@@ -102,10 +108,10 @@ class CalleeFirst(FrameProcessor):
     they stay silent; if they are mid-sentence then, once they stop.
     """
 
-    def __init__(self, greeting: str, wait_secs: float) -> None:
-        """Greet with `greeting` after the callee's first turn, or `wait_secs` of silence."""
+    def __init__(self, opening: Callable[[], Awaitable[list[Frame]]], wait_secs: float) -> None:
+        """Greet with `opening()` after the callee's first turn, or `wait_secs` of silence."""
         super().__init__()
-        self._greeting = greeting
+        self._opening = opening
         self._wait_secs = wait_secs
         self._greeted = self._overdue = self._speaking = False
         self._turn_before_greeting = False  # its context frame is answered by the greeting
@@ -142,7 +148,8 @@ class CalleeFirst(FrameProcessor):
     async def _greet(self) -> None:
         if not self._greeted:
             self._greeted = True
-            await self.push_frame(TTSSpeakFrame(self._greeting))
+            for frame in await self._opening():
+                await self.push_frame(frame)
 
 
 class Bot:
@@ -168,7 +175,10 @@ class Bot:
         self.call = call
         self.end_reason: EndReason | None = None
         self._settings = settings
+        self._prompts_dir = settings.prompts_dir
         self._greeting = greeting(call, voice, settings)
+        self._voice = voice
+        self._notice = settings.recording_notice if settings.records(call.provider) else ""
         self._tasks: set[asyncio.Task[None]] = set()
 
         context = LLMContext()
@@ -203,12 +213,13 @@ class Bot:
                 aggregators.user(),
                 caller_audio_end(),
                 *(
-                    [CalleeFirst(self._greeting, settings.outbound_greeting_wait_secs)]
+                    [CalleeFirst(self.opening, settings.outbound_greeting_wait_secs)]
                     if call.outbound
                     else []
                 ),
                 agent,
                 voice.tts(),
+                PromptPlayer(voice.greetings),
                 transport.output(),
                 bot_audio_end(),
                 aggregators.assistant(),
@@ -229,7 +240,7 @@ class Bot:
         @transport.event_handler("on_client_connected")
         async def _greet(_transport: BaseTransport, _ws: object) -> None:
             if not call.outbound:  # on a call we placed, CalleeFirst greets
-                await self.worker.queue_frame(TTSSpeakFrame(self._greeting))
+                await self.worker.queue_frames(await self.opening())
 
         @transport.event_handler("on_client_disconnected")
         async def _gone(_transport: BaseTransport, _ws: object) -> None:
@@ -253,6 +264,31 @@ class Bot:
             for task in self._tasks:
                 task.cancel()
         return self.end_reason or EndReason.CALLER_HUNG_UP
+
+    async def opening(self) -> list[Frame]:
+        """What the bot says first: the recording notice, then the greeting (`opening`)."""
+        return await opening(
+            self._voice.greetings,
+            (self._voice.voice_name, self.call.sample_rate),
+            notice=self._notice,
+            greeting=self._greeting,
+            greeting_audio=self.call.parameters.get("greeting_audio"),
+            prompts_dir=self._prompts_dir,
+        )
+
+    async def say(self, text: str) -> None:
+        """Speak `text` after what the bot is saying; `CallEnded` once it is over."""
+        self._check_live()
+        await self.worker.queue_frame(TTSSpeakFrame(text))
+
+    async def play(self, audio: bytes) -> None:
+        """Play PCM16 at the call's rate after what the bot says; `CallEnded` once it is over."""
+        self._check_live()
+        await self.worker.queue_frame(PromptFrame(audio=audio, sample_rate=self.call.sample_rate))
+
+    def _check_live(self) -> None:
+        if self.end_reason is not None or self.worker.has_finished():
+            raise CallEnded(f"call {self.call.call_sid} has ended")
 
     def caller_left(self) -> None:
         """The caller hung up: stop at once, nothing left to say."""

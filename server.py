@@ -4,11 +4,15 @@ POST /         Twilio's voice webhook (calls/webhook.py)
 WS   /ws       a call's media stream, Twilio or Exotel (calls/stream.py)
 POST /dialout, /status, /exotel/status   dial-out (dialout/routes.py)
 GET  /calls, /calls/{call_sid}   call records and transcripts (records/api.py)
+POST /calls/{call_sid}/play, /calls/{call_sid}/say   a live call (calls/control.py)
+GET  /calls/{call_sid}/recording, POST /recording-status   recordings (recording/)
 GET  /healthz, /readyz, /metrics   operations (ops/routes.py)
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +21,7 @@ from fastapi import FastAPI
 from loguru import logger
 from pydantic import ValidationError
 
-from calls import stream, webhook
+from calls import control, stream, webhook
 from dialout import routes as dialout
 from dialout.status import CallStatusStore
 from ops import drain, health
@@ -25,6 +29,10 @@ from ops import routes as ops
 from ops.admission import Admission
 from ops.logs import configure_logging
 from ops.metrics import Metrics
+from recording import retention
+from recording import routes as recording_routes
+from recording import twilio as twilio_recording
+from recording.recorder import Recordings
 from records.api import router as records_router
 from records.recorder import Recorder
 from records.store import CallStore
@@ -53,7 +61,18 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         # from walking it, or each full collection stalls every call ~150 ms.
         gc.freeze()
         logger.info(f"Taking up to {settings.call_capacity} calls at once (MAX_CALLS)")
+        tidy = asyncio.create_task(
+            retention.keep_tidy(
+                app.state.recordings.store,
+                app.state.records.store,
+                settings.recording_retention_days,
+            )
+        )
         yield
+        tidy.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tidy
+        await app.state.recordings.close()
         await app.state.records.close()
 
     app = FastAPI(title="Switchboard", lifespan=lifespan)
@@ -64,9 +83,11 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         transcripts=settings.store_transcripts,
     )
     app.state.call_status = CallStatusStore(app.state.records.store)
+    app.state.recordings = Recordings(settings, app.state.records.store)
     app.state.metrics = Metrics(live_calls=lambda: app.state.admission.running)
     health.install(app)
-    for router in (webhook.router, stream.router, dialout.router, records_router, ops.router):
+    routers = (webhook.router, stream.router, dialout.router, records_router, ops.router)
+    for router in (*routers, control.router, recording_routes.router, twilio_recording.router):
         app.include_router(router)
     return app
 

@@ -19,7 +19,8 @@ from loguru import logger
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 
 from bot import Bot, EndReason
-from deps import AdmissionDep, MetricsDep, RecordsDep, SettingsDep, VoiceDep
+from deps import AdmissionDep, MetricsDep, RecordingsDep, RecordsDep, SettingsDep, VoiceDep
+from recording.settings import RecordingMode
 from telephony import (
     CallEvents,
     TelephonyError,
@@ -49,6 +50,7 @@ async def media_stream(
     admission: AdmissionDep,
     metrics: MetricsDep,
     records: RecordsDep,
+    recordings: RecordingsDep,
 ) -> None:
     """Run one call, from its `start` message to its hang-up."""
     await websocket.accept()
@@ -85,14 +87,27 @@ async def media_stream(
             return
         events = CallEvents()
         recording = records.recording(call)
+        tape = await recordings.start(call) if settings.recording is RecordingMode.LOCAL else None
+        if tape is not None:
+            recording.set_recording("local", tape.path.name)
+
+        async def finish(reason: EndReason) -> None:
+            # The recording ends with the call, and is kept once the record has ended.
+            if tape is not None:
+                await tape.close()
+            await recording.end(reason)
+            if tape is not None:
+                recordings.keep(tape)
+
         try:
+            serializer = serializer_for(call, settings, events)
             transport = TelephonyTransport(
                 websocket,
                 FastAPIWebsocketParams(
                     audio_in_enabled=True,
                     audio_out_enabled=True,
                     add_wav_header=False,
-                    serializer=serializer_for(call, settings, events),
+                    serializer=tape.serializer(serializer) if tape else serializer,
                     allowed_origins=[],  # Twilio's websocket has no Origin header
                     **transport_options(call),
                 ),
@@ -102,7 +117,7 @@ async def media_stream(
             metrics.watch(bot.worker, call.direction, accepted_at)
         except Exception:
             logger.exception("Could not set the call up")
-            await recording.end(EndReason.ERROR)
+            await finish(EndReason.ERROR)
             await websocket.close(WS_INTERNAL_ERROR, "the server could not set the call up")
             return
         events.on_stop(bot.caller_left)
@@ -116,6 +131,6 @@ async def media_stream(
             reason = await bot.run()
         finally:
             admission.remove(bot)
-            await recording.end(reason)
+            await finish(reason)
         logger.info(f"Call ended: {reason}")
         metrics.call_ended(call.direction, reason, time.monotonic() - accepted_at)

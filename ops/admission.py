@@ -106,6 +106,10 @@ class Admission:
         if self._bots.get(bot.call.call_sid) is bot:
             del self._bots[bot.call.call_sid]
 
+    def bot(self, call_sid: str) -> Bot | None:
+        """The bot of a live call on this process, if there is one."""
+        return self._bots.get(call_sid)
+
     def bots(self) -> list[Bot]:
         """The live calls' bots."""
         return list(self._bots.values())

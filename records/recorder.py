@@ -61,6 +61,10 @@ class CallRecording:
         seq, at = self._seq, at or datetime.now(UTC)
         self._submit(lambda: self._store.add_turn(self.call_sid, seq, role, text, at))
 
+    def set_recording(self, source: str, location: str) -> None:
+        """Queue a note of where the call's recording goes; returns at once."""
+        self._submit(lambda: self._store.set_recording(self.call_sid, source, location))
+
     async def end(self, reason: str) -> None:
         """Queue the call's end, then wait (a while) for every write to reach the database."""
         if self._ended:
