@@ -4,6 +4,7 @@ barge-in cuts, and that a WAV stays playable as it grows and after a crash."""
 from __future__ import annotations
 
 import wave
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def spans(channel: np.ndarray, level: int) -> list[tuple[float, float]]:
     return [(a / RATE, b / RATE) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def run(events: list[tuple[float, str, bytes | None]], end: float) -> bytes:
+def run(events: Sequence[tuple[float, str, bytes | None]], end: float) -> bytes:
     """Feed (time, side, audio) to a tap, mixing every half second; the stereo result."""
     clock = Clock()
     start = clock.now
