@@ -7,10 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from simulator import SimulatedCall
 from tests.conftest import MakeServer, Transcribe
 from tests.conversation import hear_reply, speak, words
 from tests.recording_helpers import API_KEY, Recording, get, recording_when_kept, write_prompt
+from tests.s3_server import S3Account
 from tests.server_thread import ServerThread
 
 WELCOME = (
@@ -34,15 +37,22 @@ def recording_server(make_server: MakeServer, tmp_path: Path, **overrides: Any) 
     return make_server(**(settings | overrides))
 
 
+@pytest.fixture(params=["local", "s3"])
+def bucket(request: pytest.FixtureRequest) -> S3Account | None:
+    """Where recordings are kept: the local folder (None), or an S3-compatible store."""
+    return request.getfixturevalue("s3") if request.param == "s3" else None
+
+
 async def test_a_recorded_call_holds_both_sides_as_the_caller_heard_them(
-    make_server: MakeServer, tmp_path: Path, transcribe: Transcribe
+    make_server: MakeServer, tmp_path: Path, transcribe: Transcribe, bucket: S3Account | None
 ) -> None:
-    server = recording_server(make_server, tmp_path)
+    store = bucket.settings(prefix=tmp_path.name) if bucket else {}
+    server = recording_server(make_server, tmp_path, **store)
     await write_prompt(tmp_path / "prompts" / "welcome.wav", WELCOME)
     interruption = await speak("Sorry, I have a question about my order.")
     sentence = await speak("The purple elephant is dancing in the kitchen.")
     # The welcome prompt is the greeting (`greeting_audio`); the caller talks over it.
-    async with SimulatedCall(server.url, params={"greeting_audio": "welcome"}) as call:
+    async with SimulatedCall(f"{server.url}/?greeting_audio=welcome") as call:
         opened = time.monotonic()
         await call.dial()
         await call.wait_for_bot_audio(timeout=20)
@@ -76,6 +86,11 @@ async def test_a_recorded_call_holds_both_sides_as_the_caller_heard_them(
     # held when told to clear is cut too: see test_recording_tap).
     assert wav.audible(wav.bot, cut_in - 1.0, cut_in)
     assert not wav.audible(wav.bot, cut_in + 0.7, cut_in + 1.8)
+
+    if bucket is not None:  # kept in the bucket, and no longer on the server's disk
+        key = f"{tmp_path.name}/{call.call_sid}.wav"
+        assert bucket.client().get_object(Bucket=bucket.bucket, Key=key)["Body"].read() == body
+        assert not list((tmp_path / "recordings").glob("*.wav"))
 
     status, headers, head = await get(recording_url, {"Range": "bytes=0-43"})
     assert status == 206 and headers["Content-Range"] == f"bytes 0-43/{len(body)}"
