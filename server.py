@@ -31,7 +31,6 @@ from ops.logs import configure_logging
 from ops.metrics import Metrics
 from recording import retention
 from recording import routes as recording_routes
-from recording import twilio as twilio_recording
 from recording.recorder import Recordings
 from records.api import router as records_router
 from records.recorder import Recorder
@@ -87,7 +86,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     app.state.metrics = Metrics(live_calls=lambda: app.state.admission.running)
     health.install(app)
     routers = (webhook.router, stream.router, dialout.router, records_router, ops.router)
-    for router in (*routers, control.router, recording_routes.router, twilio_recording.router):
+    for router in (*routers, control.router, recording_routes.router, recording_routes.callbacks):
         app.include_router(router)
     return app
 

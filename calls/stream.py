@@ -87,9 +87,13 @@ async def media_stream(
             return
         events = CallEvents()
         recording = records.recording(call)
-        tape = await recordings.start(call) if settings.recording is RecordingMode.LOCAL else None
-        if tape is not None:
-            recording.set_recording("local", tape.path.name)
+        tape = None
+        if settings.recording is RecordingMode.LOCAL:
+            tape = await recordings.start(call)
+            if tape is not None:
+                recording.set_recording("local", tape.path.name)
+        elif settings.recording is RecordingMode.TWILIO:
+            recordings.ask_twilio(settings, call, public_base(websocket, settings))
 
         async def finish(reason: EndReason) -> None:
             # The recording ends with the call, and is kept once the record has ended.

@@ -12,7 +12,7 @@ holds ANSI colour codes. Its `code`, `msg` and `status` are read instead.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 from loguru import logger
@@ -125,6 +125,7 @@ class TwilioCalls:
         ring_timeout: int | None = None,
         time_limit: int | None = None,
         record: bool | None = None,
+        recording: Mapping[str, object] | None = None,
         events: Sequence[str] = STATUS_CALLBACK_EVENTS,
     ) -> PlacedCall:
         """Ask Twilio to call `to` and run `twiml` once answered.
@@ -138,6 +139,8 @@ class TwilioCalls:
             ring_timeout: Seconds to let the phone ring.
             time_limit: Longest the call may last, in seconds.
             record: Whether Twilio records the call.
+            recording: With `record`, how (`recording.twilio.recording_fields`: dual
+                channel, reported to this server).
             events: The progress events to receive.
 
         Raises:
@@ -149,6 +152,7 @@ class TwilioCalls:
             "timeout": ring_timeout,
             "time_limit": time_limit,
             "record": record,
+            **(recording if record and recording else {}),
         }
         try:
             # twilio-python's async client does not apply its own timeout.

@@ -19,6 +19,7 @@ from pipecat.serializers.base_serializer import FrameSerializer
 
 from recording.store import LocalStore, file_name, store_for
 from recording.tap import Batch, StereoTap, TappedSerializer
+from recording.twilio import start_recording
 from recording.wav import WavWriter
 from records.recorder import write_patiently
 from records.store import CallStore
@@ -93,7 +94,7 @@ class Recordings:
         in order with the call's other writes.
         """
         try:
-            path = self.store.directory / file_name(call.call_sid)
+            path = self.store.spool / file_name(call.call_sid)
             writer = await asyncio.to_thread(WavWriter, path, call.sample_rate)
         except (OSError, ValueError) as e:
             logger.error(f"Recording: the call cannot be recorded: {e}")
@@ -118,6 +119,14 @@ class Recordings:
                 return
             await self._records.set_recording(call_sid, SOURCE, location, round(seconds, 3))
             logger.info(f"Recording kept: {location} ({seconds:.1f} s)")
+
+    def ask_twilio(self, settings: Settings, call: CallInfo, base: str) -> None:
+        """RECORDING=twilio: have Twilio record a call that just started, in the background.
+
+        A call this server placed was asked to record at its creation.
+        """
+        if settings.records(call.provider) and not call.outbound:
+            self._fire(lambda: start_recording(settings, call.call_sid, base))
 
     async def close(self) -> None:
         """Wait (a while) for uploads and record writes still going."""

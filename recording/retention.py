@@ -1,7 +1,7 @@
 """Recordings over time: spools a crash left behind are finished, old recordings deleted.
 
-At start-up, a WAV in `RECORDINGS_DIR` that no live writer holds (`wav.is_locked`)
-was left by a process that died mid-call: its header is made to match what
+At start-up, a WAV in the spool that no live writer holds (`wav.is_locked`) was
+left by a process that died mid-call: its header is made to match what
 was written, it is kept (uploaded, with S3), and its call's record gets its
 duration. With `RECORDING_RETENTION_DAYS`, recordings older than that are
 deleted every hour (and their records say so); Twilio keeps its own as the
@@ -25,9 +25,9 @@ SOURCE = "local"
 
 async def recover(store: LocalStore, records: CallStore) -> int:
     """Finish and keep every spool nobody writes any more; how many there were."""
-    if not store.directory.is_dir():
+    if not store.spool.is_dir():
         return 0
-    orphans = [p for p in sorted(store.directory.glob("*.wav")) if not is_locked(p)]
+    orphans = [p for p in sorted(store.spool.glob("*.wav")) if not is_locked(p)]
     kept = 0
     for path in orphans:
         with logger.contextualize(call_sid=path.stem):

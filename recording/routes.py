@@ -1,4 +1,5 @@
-"""GET /calls/{call_sid}/recording: a call's recording, with HTTP ranges (an `<audio>` seeks).
+"""GET /calls/{call_sid}/recording: a call's recording, with HTTP ranges (an `<audio>` seeks);
+POST /recording-status: Twilio's word on a recording it made (RECORDING=twilio).
 
 The record says where the recording is: a WAV in `RECORDINGS_DIR`, an object
 in S3 (streamed through this server, so the bucket stays private), or Twilio's
@@ -22,12 +23,14 @@ from loguru import logger
 
 from deps import RecordingsDep, RecordsDep, SettingsDep, require_api_key
 from recording.store import S3Store
-from recording.twilio import TwilioMedia
+from recording.twilio import RECORDING_SID, RECORDING_STATUS_PATH, SOURCE, TwilioMedia
+from telephony.twilio import unsigned_refusal
 
 WAV = "audio/wav"
 BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 router = APIRouter(prefix="/calls", tags=["calls"], dependencies=[Depends(require_api_key)])
+callbacks = APIRouter()
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -96,3 +99,30 @@ async def get_recording(
     asked = byte_range(request.headers.get("range"), size)
     first, last = asked or (0, size - 1)
     return partial(store.read(key, first, last), size, asked)
+
+
+@callbacks.post(RECORDING_STATUS_PATH, status_code=204)
+async def recording_status(
+    request: Request, settings: SettingsDep, records: RecordsDep
+) -> Response:
+    """Twilio's word on a recording: once `completed`, keep its SID, URL and duration."""
+    if (refusal := await unsigned_refusal(request, settings, "Recording callback")) is not None:
+        return refusal
+    form = await request.form()
+    call_sid, sid = str(form.get("CallSid", "")), str(form.get("RecordingSid", ""))
+    status, url = str(form.get("RecordingStatus", "")), str(form.get("RecordingUrl", ""))
+    if not call_sid or not RECORDING_SID.fullmatch(sid) or not status:
+        return Response(
+            "CallSid, RecordingSid and RecordingStatus are required", 400, media_type="text/plain"
+        )
+    with logger.contextualize(call_sid=call_sid):
+        if status != "completed":
+            logger.warning(f"Twilio's recording {sid} is {status}: there is no recording")
+            return Response(status_code=204)
+        try:
+            duration = float(str(form.get("RecordingDuration", "")))
+        except ValueError:
+            duration = None
+        await records.store.set_recording(call_sid, SOURCE, url or sid, duration, sid)
+        logger.info(f"Twilio's recording {sid} is ready ({duration} s)")
+    return Response(status_code=204)

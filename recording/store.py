@@ -1,9 +1,9 @@
 """Where recordings are kept: a local folder, or S3-compatible object storage.
 
-Either way a call's WAV is written to `RECORDINGS_DIR` as the call goes (its
-spool). With `RECORDINGS_URL=s3://bucket/prefix` the finished file is uploaded
-when the call ends and the local copy removed; a spool left by a crash is
-uploaded at the next start-up (`recording.retention.recover`).
+Either way a call's WAV is written to `RECORDINGS_DIR/.spool/` as the call goes.
+When the call ends the finished file moves to `RECORDINGS_DIR`, or, with
+`RECORDINGS_URL=s3://bucket/prefix`, is uploaded and the local copy removed. A
+spool left by a crash is finished at the next start-up (`recording.retention`).
 
 A recording's location, as the call's record keeps it, is the file's name in
 `RECORDINGS_DIR` (`CA….wav`) or its object's URL (`s3://bucket/prefix/CA….wav`).
@@ -23,6 +23,7 @@ from settings import Settings
 # Call SIDs become file names and keys: nothing else may.
 SAFE_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 READ_CHUNK = 64 * 1024
+SPOOL = ".spool"
 
 
 def file_name(call_sid: str) -> str:
@@ -37,21 +38,25 @@ def file_name(call_sid: str) -> str:
 
 
 class LocalStore:
-    """Recordings kept as files in `RECORDINGS_DIR`; also every call's spool."""
+    """Recordings kept as files in `RECORDINGS_DIR`; every call's spool is in `spool`."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.spool = directory / SPOOL
 
     async def keep(self, path: Path) -> str:
-        """Keep the finished recording at `path` (in `directory`); its location."""
+        """Keep the finished recording at `path` (in `spool`); its location."""
+        await asyncio.to_thread(path.replace, self.directory / path.name)
         return path.name
 
     def path(self, location: str) -> Path | None:
-        """The file of a local location, if it is one and exists."""
+        """The file of a local location (kept, or still being written), if it exists."""
         if location.startswith("s3://") or location != Path(location).name:
             return None
-        path = self.directory / location
-        return path if path.is_file() else None
+        for folder in (self.directory, self.spool):
+            if (folder / location).is_file():
+                return folder / location
+        return None
 
     async def delete_before(self, cutoff: datetime) -> list[str]:
         """Delete recordings last written before `cutoff`; the call SIDs they were of."""

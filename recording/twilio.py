@@ -1,9 +1,9 @@
 """RECORDING=twilio: Twilio records the call in two channels; its callback says where.
 
     start_recording(...)     asks Twilio to record a call whose stream started
-    POST /recording-status   Twilio's RecordingStatusCallback (signature-checked):
-                             the recording's SID, URL and duration go on the call's record
     TwilioMedia.relay(...)   GET /calls/{sid}/recording for a Twilio recording
+
+Twilio reports the recording at POST /recording-status (`recording.routes`).
 
 A call this server placed is recorded from its creation (`Record=true` on the
 Calls create, see `dialout.twilio`), so only other calls are started here.
@@ -16,14 +16,12 @@ import re
 from collections.abc import AsyncIterator
 
 import aiohttp
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import HTTPException, Response
 from fastapi.responses import StreamingResponse
 from loguru import logger
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from deps import RecordsDep, SettingsDep
 from settings import Settings
-from telephony.twilio import unsigned_refusal
 from telephony.twilio_rest import api_base, rest_client
 
 RECORDING_STATUS_PATH = "/recording-status"
@@ -32,8 +30,6 @@ RECORDING_SID = re.compile(r"RE[0-9a-f]{32}")
 SOURCE = "twilio"
 REQUEST_TIMEOUT_SECS = 15.0
 RELAYED_HEADERS = ("Content-Length", "Content-Range", "Accept-Ranges", "Content-Type")
-
-router = APIRouter()
 
 
 def status_callback(base: str) -> str:
@@ -70,33 +66,6 @@ async def start_recording(settings: Settings, call_sid: str, base: str) -> None:
         logger.error(f"Twilio did not start the recording: {type(e).__name__}: {e}")
     finally:
         await http.close()
-
-
-@router.post(RECORDING_STATUS_PATH, status_code=204)
-async def recording_status(
-    request: Request, settings: SettingsDep, records: RecordsDep
-) -> Response:
-    """Twilio's word on a recording: once `completed`, keep its SID, URL and duration."""
-    if (refusal := await unsigned_refusal(request, settings, "Recording callback")) is not None:
-        return refusal
-    form = await request.form()
-    call_sid, sid = str(form.get("CallSid", "")), str(form.get("RecordingSid", ""))
-    status, url = str(form.get("RecordingStatus", "")), str(form.get("RecordingUrl", ""))
-    if not call_sid or not RECORDING_SID.fullmatch(sid) or not status:
-        return Response(
-            "CallSid, RecordingSid and RecordingStatus are required", 400, media_type="text/plain"
-        )
-    with logger.contextualize(call_sid=call_sid):
-        if status != "completed":
-            logger.warning(f"Twilio's recording {sid} is {status}: there is no recording")
-            return Response(status_code=204)
-        try:
-            duration = float(str(form.get("RecordingDuration", "")))
-        except ValueError:
-            duration = None
-        await records.store.set_recording(call_sid, SOURCE, url or sid, duration, sid)
-        logger.info(f"Twilio's recording {sid} is ready ({duration} s)")
-    return Response(status_code=204)
 
 
 class TwilioMedia:

@@ -90,7 +90,7 @@ async def test_a_recorded_call_holds_both_sides_as_the_caller_heard_them(
     if bucket is not None:  # kept in the bucket, and no longer on the server's disk
         key = f"{tmp_path.name}/{call.call_sid}.wav"
         assert bucket.client().get_object(Bucket=bucket.bucket, Key=key)["Body"].read() == body
-        assert not list((tmp_path / "recordings").glob("*.wav"))
+        assert not list((tmp_path / "recordings").rglob("*.wav"))
 
     status, headers, head = await get(recording_url, {"Range": "bytes=0-43"})
     assert status == 206 and headers["Content-Range"] == f"bytes 0-43/{len(body)}"
