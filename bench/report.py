@@ -19,6 +19,7 @@ END = "<!-- bench:end -->"
 PLOT_NAME = "latency_vs_calls.png"
 SERVERS = {
     "switchboard": "Switchboard",
+    "switchboard_recording": "Switchboard, RECORDING=local",
     "baseline": "Stock Pipecat",
     "baseline_smart_turn": "Stock Pipecat, Smart Turn",
     "offline": "Switchboard, Whisper + Piper",

@@ -2,13 +2,15 @@
 
     python -m bench.switchboard --port 8100 --profile bench --clip clip.wav --data /tmp/x
     python -m bench.switchboard --port 8100 --profile offline --data /tmp/x
+    python -m bench.switchboard --port 8100 --profile bench --clip clip.wav --data /tmp/x --record
 
 `bench` swaps in the instant bench services (`BenchVoiceStack`); `offline`
 loads the real offline stack (Whisper + echo agent + Piper). Everything else
 is what `make run` serves (`server.create_app` under `ops.drain.run`): metrics,
 call records and transcripts (in a SQLite file under `--data`), admission
 control, with `MAX_CALLS` raised out of the way so the benchmark finds the
-limit of the process rather than the configured one.
+limit of the process rather than the configured one. `--record` records every
+call (`RECORDING=local`, into `--data`), to measure what recording costs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ PROFILES = ("bench", "offline")
 UNCAPPED = 10_000
 
 
-def bench_settings(port: int, data: Path, log_level: str = "INFO") -> Settings:
+def bench_settings(
+    port: int, data: Path, log_level: str = "INFO", *, record: bool = False
+) -> Settings:
     """Settings for a loopback benchmark: no `.env`, no Twilio credentials, no call cap."""
     return Settings(  # type: ignore[call-arg]
         _env_file=None,
@@ -39,6 +43,9 @@ def bench_settings(port: int, data: Path, log_level: str = "INFO") -> Settings:
         tts="piper",
         max_calls=UNCAPPED,
         database_url=f"sqlite+aiosqlite:///{data / 'bench.db'}",
+        recording="local" if record else "off",
+        recordings_dir=data / "recordings",
+        recording_notice="",  # the same greeting as without recording
     )
 
 
@@ -50,8 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip", help="8 kHz mono WAV the bench TTS plays (profile bench)")
     parser.add_argument("--data", type=Path, required=True, help="where the call records go")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--record", action="store_true", help="record every call (local WAV)")
     args = parser.parse_args(argv)
-    settings = bench_settings(args.port, args.data, args.log_level)
+    settings = bench_settings(args.port, args.data, args.log_level, record=args.record)
     configure_logging(settings)
     voice = None
     if args.profile == "bench":
