@@ -66,13 +66,17 @@ class Tape:
         self.seconds = self._writer.seconds
 
     async def _flush_every_second(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(FLUSH_SECS)
             batch = self.tap.take()
             try:
                 await asyncio.to_thread(self._write, batch, False)
+                failing = False
             except OSError as e:
-                logger.error(f"Recording: could not write {self.path.name}: {e}")
+                if not failing:  # once, not every second of a full disk
+                    logger.error(f"Recording: could not write {self.path.name}: {e}")
+                failing = True
 
     def _write(self, batch: Batch, final: bool) -> None:
         self._writer.write(self.tap.mix(batch, final=final))

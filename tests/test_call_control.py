@@ -11,7 +11,7 @@ from typing import Any
 from simulator import SimulatedCall
 from tests.conftest import MakeServer, Transcribe
 from tests.conversation import QUIET, hear_greeting, words
-from tests.recording_helpers import API_KEY, post, write_prompt
+from tests.recording_helpers import API_KEY, get, post, write_prompt
 from tests.records_helpers import reading, record_when
 from tests.server_thread import ServerThread
 from tests.test_dialin import post_webhook
@@ -81,6 +81,8 @@ async def test_calls_that_are_unknown_or_elsewhere_are_refused_plainly(
     unknown = "CA" + secrets.token_hex(16)
     status, answer = await post(f"{server.url}/calls/{unknown}/play", {"prompt": "parcel"})
     assert (status, answer["detail"]) == (404, f"No call {unknown} is on record")
+    status, _, body = await get(f"{server.url}/calls/{unknown}/recording")
+    assert status == 404 and b"is on record" in body
     # The webhook rang here, but the call's stream runs on another replica.
     elsewhere = "CA" + secrets.token_hex(16)
     form = {"CallSid": elsewhere, "From": "+15550001111", "To": "+15550002222"}
@@ -89,6 +91,8 @@ async def test_calls_that_are_unknown_or_elsewhere_are_refused_plainly(
         await record_when(store, elsewhere, ready="turns", turns=0)
     status, answer = await post(f"{server.url}/calls/{elsewhere}/say", {"text": "Hello"})
     assert status == 409 and "not running on this replica" in answer["detail"], answer
+    status, _, body = await get(f"{server.url}/calls/{elsewhere}/recording")
+    assert status == 404 and b"has no recording" in body
 
 
 class CountingVoice:
