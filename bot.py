@@ -1,7 +1,9 @@
 """One call's voice bot: the Pipecat pipeline from the caller's audio to the bot's reply.
 
-    transport in → STT → DTMF → user aggregator (Silero VAD) → agent → TTS → transport out
-                                                                   → assistant aggregator
+    transport in → STT → DTMF → user aggregator (Silero VAD) → agent → TTS → prompt player
+                                                   → transport out → assistant aggregator
+
+The prompt player plays recorded speech (prompts, cached greetings) as the TTS would.
 
 The whole pipeline runs at the call's wire rate (8 kHz for telephony): every
 8↔16 kHz resampling step would add about 60 ms to each reply.
@@ -175,7 +177,6 @@ class Bot:
         self.call = call
         self.end_reason: EndReason | None = None
         self._settings = settings
-        self._prompts_dir = settings.prompts_dir
         self._greeting = greeting(call, voice, settings)
         self._voice = voice
         self._notice = settings.recording_notice if settings.records(call.provider) else ""
@@ -273,7 +274,7 @@ class Bot:
             notice=self._notice,
             greeting=self._greeting,
             greeting_audio=self.call.parameters.get("greeting_audio"),
-            prompts_dir=self._prompts_dir,
+            prompts_dir=self._settings.prompts_dir,
         )
 
     async def say(self, text: str) -> None:
