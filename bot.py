@@ -1,7 +1,9 @@
 """One call's voice bot: the Pipecat pipeline from the caller's audio to the bot's reply.
 
-    transport in → STT → DTMF → user aggregator (Silero VAD) → agent → TTS → transport out
-                                                                   → assistant aggregator
+    transport in → STT → DTMF → user aggregator (Silero VAD) → agent → TTS → prompt player
+                                                   → transport out → assistant aggregator
+
+The prompt player plays recorded speech (prompts, cached greetings) as the TTS would.
 
 The whole pipeline runs at the call's wire rate (8 kHz for telephony): every
 8↔16 kHz resampling step would add about 60 ms to each reply.
@@ -10,7 +12,7 @@ The whole pipeline runs at the call's wire rate (8 kHz for telephony): every
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +58,7 @@ from voice.pipecat.fastpath import (
     caller_audio_end,
 )
 from voice.pipecat.turns import PatientSpeechTimeout
+from voice.prompts import PromptFrame, PromptPlayer, opening
 
 if TYPE_CHECKING:
     from assistants.model import Assistant
@@ -82,7 +85,11 @@ class EndReason(StrEnum):
 
 
 # Parameters that steer the bot rather than tell the LLM about the call.
-STEERING_PARAMETERS = frozenset({"system_prompt", "greeting", "assistant"})
+STEERING_PARAMETERS = frozenset({"system_prompt", "greeting", "greeting_audio", "assistant"})
+
+
+class CallEnded(Exception):
+    """The call has ended, or is ending: nothing more can be said in it."""
 
 
 def _text(value: object) -> str | None:
@@ -124,10 +131,10 @@ class CalleeFirst(FrameProcessor):
     they stay silent; if they are mid-sentence then, once they stop.
     """
 
-    def __init__(self, greeting: str, wait_secs: float) -> None:
-        """Greet with `greeting` after the callee's first turn, or `wait_secs` of silence."""
+    def __init__(self, opening: Callable[[], Awaitable[list[Frame]]], wait_secs: float) -> None:
+        """Greet with `opening()` after the callee's first turn, or `wait_secs` of silence."""
         super().__init__()
-        self._greeting = greeting
+        self._opening = opening
         self._wait_secs = wait_secs
         self._greeted = self._overdue = self._speaking = False
         self._turn_before_greeting = False  # its context frame is answered by the greeting
@@ -164,7 +171,8 @@ class CalleeFirst(FrameProcessor):
     async def _greet(self) -> None:
         if not self._greeted:
             self._greeted = True
-            await self.push_frame(TTSSpeakFrame(self._greeting))
+            for frame in await self._opening():
+                await self.push_frame(frame)
 
 
 class Bot:
@@ -196,6 +204,8 @@ class Bot:
         self.end_reason: EndReason | None = None
         self._settings = settings
         self._greeting = greeting(call, voice, settings, assistant)
+        self._voice = voice
+        self._notice = settings.recording_notice if settings.records(call.provider) else ""
         self._tasks: set[asyncio.Task[None]] = set()
 
         context = LLMContext()
@@ -239,12 +249,13 @@ class Bot:
                 aggregators.user(),
                 caller_audio_end(),
                 *(
-                    [CalleeFirst(self._greeting, settings.outbound_greeting_wait_secs)]
+                    [CalleeFirst(self.opening, settings.outbound_greeting_wait_secs)]
                     if call.outbound
                     else []
                 ),
                 agent,
                 voice.tts(assistant.voice if assistant else None, language),
+                PromptPlayer(voice.greetings),
                 transport.output(),
                 bot_audio_end(),
                 aggregators.assistant(),
@@ -265,7 +276,7 @@ class Bot:
         @transport.event_handler("on_client_connected")
         async def _greet(_transport: BaseTransport, _ws: object) -> None:
             if not call.outbound:  # on a call we placed, CalleeFirst greets
-                await self.worker.queue_frame(TTSSpeakFrame(self._greeting))
+                await self.worker.queue_frames(await self.opening())
 
         @transport.event_handler("on_client_disconnected")
         async def _gone(_transport: BaseTransport, _ws: object) -> None:
@@ -289,6 +300,34 @@ class Bot:
             for task in self._tasks:
                 task.cancel()
         return self.end_reason or EndReason.CALLER_HUNG_UP
+
+    async def opening(self) -> list[Frame]:
+        """What the bot says first: the recording notice, then the greeting (`opening`)."""
+        return await opening(
+            self._voice.greetings,
+            (
+                self._voice.voice_name(self.assistant.voice if self.assistant else None),
+                self.call.sample_rate,
+            ),
+            notice=self._notice,
+            greeting=self._greeting,
+            greeting_audio=self.call.parameters.get("greeting_audio"),
+            prompts_dir=self._settings.prompts_dir,
+        )
+
+    async def say(self, text: str) -> None:
+        """Speak `text` after what the bot is saying; `CallEnded` once it is over."""
+        self._check_live()
+        await self.worker.queue_frame(TTSSpeakFrame(text))
+
+    async def play(self, audio: bytes) -> None:
+        """Play PCM16 at the call's rate after what the bot says; `CallEnded` once it is over."""
+        self._check_live()
+        await self.worker.queue_frame(PromptFrame(audio=audio, sample_rate=self.call.sample_rate))
+
+    def _check_live(self) -> None:
+        if self.end_reason is not None or self.worker.has_finished():
+            raise CallEnded(f"call {self.call.call_sid} has ended")
 
     def caller_left(self) -> None:
         """The caller hung up: stop at once, nothing left to say."""

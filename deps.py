@@ -20,6 +20,7 @@ from dialout.placers import Placer
 from dialout.status import CallStatusStore
 from ops.admission import Admission, require_capacity
 from ops.metrics import Metrics
+from recording.recorder import Recordings
 from records.recorder import Recorder
 from settings import Settings
 from tools.http import ToolClient
@@ -48,6 +49,8 @@ AdmissionDep = Annotated[Admission, Depends(_from_state("admission", Admission))
 MetricsDep = Annotated[Metrics, Depends(_from_state("metrics", Metrics))]
 # Call records and transcripts.
 RecordsDep = Annotated[Recorder, Depends(_from_state("records", Recorder))]
+# Call recordings made by this server (RECORDING=local) and where they are kept.
+RecordingsDep = Annotated[Recordings, Depends(_from_state("recordings", Recordings))]
 # The latest status of placed calls.
 CallStatusDep = Annotated[CallStatusStore, Depends(_from_state("call_status", CallStatusStore))]
 # One dial-out placer per provider, by name.

@@ -5,6 +5,8 @@ WS   /ws       a call's media stream, Twilio or Exotel (calls/stream.py)
 POST /dialout, /status, /exotel/status   dial-out (dialout/routes.py)
 GET  /calls, /calls/{call_sid}   call records and transcripts (records/api.py)
 GET  /assistants   the assistants in force (assistants/routes.py)
+POST /calls/{call_sid}/play, /calls/{call_sid}/say   a live call (calls/control.py)
+GET  /calls/{call_sid}/recording, POST /recording-status   recordings (recording/)
 GET  /healthz, /readyz, /metrics   operations (ops/routes.py)
 GET  /console…   the web console, when DIALOUT_API_KEY is set (console/)
 """
@@ -28,7 +30,7 @@ import console
 from assistants import routes as assistants_routes
 from assistants.loading import AssistantsFileError
 from assistants.registry import Assistants
-from calls import stream, webhook
+from calls import control, stream, webhook
 from dialout import routes as dialout
 from dialout.status import CallStatusStore
 from events.builders import EventBuilder
@@ -39,6 +41,9 @@ from ops.admission import Admission
 from ops.logs import configure_logging
 from ops.machine import Machine
 from ops.metrics import Metrics
+from recording import retention
+from recording import routes as recording_routes
+from recording.recorder import Recordings
 from records.api import router as records_router
 from records.outbox import Outbox
 from records.recorder import Recorder
@@ -79,7 +84,18 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
             machine.publish(app.state.admission)
         sender.start()
         reloads = _reload_on_sighup(app.state.assistants)
+        tidy = asyncio.create_task(
+            retention.keep_tidy(
+                app.state.recordings.store,
+                app.state.records.store,
+                settings.recording_retention_days,
+            )
+        )
         yield
+        tidy.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tidy
+        await app.state.recordings.close()
         if reloads:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await sender.stop()
@@ -94,6 +110,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         transcripts=settings.store_transcripts,
     )
     app.state.call_status = CallStatusStore(app.state.records.store)
+    app.state.recordings = Recordings(settings, app.state.records.store)
     app.state.metrics = Metrics(
         live_calls=lambda: app.state.admission.running, capacity=settings.call_capacity
     )
@@ -110,7 +127,13 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     store.events = EventBuilder(app.state.assistants, events_url, sender.wake)
     health.install(app)
     routers = (webhook.router, stream.router, dialout.router, records_router, ops.router)
-    for router in (*routers, assistants_routes.router):
+    for router in (
+        *routers,
+        assistants_routes.router,
+        control.router,
+        recording_routes.router,
+        recording_routes.callbacks,
+    ):
         app.include_router(router)
     console.install(app, settings)
     return app

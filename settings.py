@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ops.cpus import available_cpus
+from recording.settings import RecordingMode, RecordingSettings, empty_is_none
 from tools.signing import SigningSecret
 
 
@@ -52,6 +53,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "When the caller wants to end the call, say goodbye and call the end_call tool."
 )
 DEFAULT_GREETING = "Hello! How can I help you today?"
+TWILIO_API_HOST = "https://api.twilio.com"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/switchboard.db"
 # A dial-out destination prefix: "+" and 1 to 15 digits.
 DIALOUT_PREFIX = re.compile(r"\+[0-9]{1,15}")
@@ -66,8 +68,11 @@ CLOUD_MAX_CALLS = 26
 OFFLINE_CALLS_PER_CORE = 1
 
 
-class Settings(BaseSettings):
-    """Switchboard's settings. Field names are the environment variables, upper-cased."""
+class Settings(BaseSettings, RecordingSettings):
+    """Switchboard's settings. Field names are the environment variables, upper-cased.
+
+    The recording settings (`RECORDING`, `RECORDINGS_DIR`, …) are `RecordingSettings`'.
+    """
 
     # hide_input_in_errors: a rejected secret must not be echoed into the start-up error.
     model_config = SettingsConfigDict(
@@ -87,8 +92,11 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_phone_number: str | None = None
-    twilio_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")
+    twilio_api_base_url: AnyHttpUrl = AnyHttpUrl(TWILIO_API_HOST)
     twilio_validate_signatures: bool = True
+    # Every REST request then goes to api.{edge}.{region}.twilio.com (both or neither).
+    twilio_region: Annotated[str | None, empty_is_none] = Field(None, pattern=r"^[a-z]{2}\d$")
+    twilio_edge: Annotated[str | None, empty_is_none] = Field(None, pattern=r"^[a-z-]+$")
 
     stt: STTChoice | None = None
     llm: LLMChoice | None = None
@@ -102,6 +110,8 @@ class Settings(BaseSettings):
 
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     greeting: str = DEFAULT_GREETING
+    # WAV prompts played by name: the `greeting_audio` parameter, POST /calls/{sid}/play.
+    prompts_dir: Path = Path("prompts")
 
     @field_validator("system_prompt", "greeting", mode="before")
     @classmethod
@@ -259,6 +269,16 @@ class Settings(BaseSettings):
     def _exotel_credentials_in_pairs(self) -> Self:
         if (self.exotel_ws_username is None) != (self.exotel_ws_password is None):
             raise ValueError("set both EXOTEL_WS_USERNAME and EXOTEL_WS_PASSWORD, or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _one_twilio_host(self) -> Self:
+        if (self.twilio_region is None) != (self.twilio_edge is None):
+            raise ValueError("set both TWILIO_REGION and TWILIO_EDGE (e.g. ie1, dublin) or neither")
+        if self.twilio_region and str(self.twilio_api_base_url).rstrip("/") != TWILIO_API_HOST:
+            raise ValueError("set TWILIO_REGION and TWILIO_EDGE, or TWILIO_API_BASE_URL: not both")
+        if self.recording is RecordingMode.TWILIO and not self.can_hang_up:
+            raise ValueError("RECORDING=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
         return self
 
     @model_validator(mode="after")

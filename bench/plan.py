@@ -80,17 +80,19 @@ def plan(mode: str, workdir: Path, workers: bool = False, events: bool = False) 
     steps_by_mode: dict[str, dict[str, tuple[int, ...]]] = {
         "full": {
             "switchboard": (4, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192),
+            "switchboard_recording": (4, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160),
             "baseline": (2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 64),
             "baseline_smart_turn": (1, 2, 4, 6, 8, 12, 16),
             "offline": (1, 2, 3, 4, 5, 6, 8, 10),
         },
         "quick": {
             "switchboard": (4, 16, 32, 48, 64, 80, 96, 128, 160),
+            "switchboard_recording": (4, 16, 32, 48, 64, 80, 96, 128, 160),
             "baseline": (4, 8, 12, 16, 20, 24, 32, 40, 48, 64),
             "baseline_smart_turn": (1, 2, 4, 8, 12, 16),
             "offline": (1, 2, 3, 4, 6),
         },
-        "smoke": {"switchboard": (2,), "baseline": (2,)},
+        "smoke": {"switchboard": (2,), "switchboard_recording": (2,), "baseline": (2,)},
     }
     steps = steps_by_mode[mode]
     if events:
@@ -99,6 +101,8 @@ def plan(mode: str, workdir: Path, workers: bool = False, events: bool = False) 
     servers = [
         Server("switchboard", bench_profile, both),
         Server("switchboard_events", [*bench_profile, "--events"], both),
+        # The same, recording every call: what RECORDING=local costs a reply.
+        Server("switchboard_recording", [*bench_profile, "--record"], both),
         Server(
             "baseline",
             [python, "-m", "bench.baseline", "--pause", str(USER_PAUSE_SECS), "--clip", clip],

@@ -27,6 +27,7 @@ PLOT_NAME = "latency_vs_calls.png"
 SERVERS = {
     "switchboard": "Switchboard",
     "switchboard_events": "Switchboard, events on",
+    "switchboard_recording": "Switchboard, RECORDING=local",
     "baseline": "Stock Pipecat",
     "baseline_smart_turn": "Stock Pipecat, Smart Turn",
     "offline": "Switchboard, Whisper + Piper",

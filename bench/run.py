@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from bench import report
-from bench.judge import memory_per_call, ratios, summarize
+from bench.judge import memory_per_call, ratios, recording_cost, summarize
 from bench.plan import (
     BACKLOG_LIMIT_MS,
     LATENCY_LIMIT_MS,
@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if results.get("switchboard") and results.get("baseline"):
         results["ratio"] = ratios(results)
+    elif cost := recording_cost(results):  # a run of the two Switchboards only
+        results["ratio"] = cost
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     report.plot(results, args.out / report.PLOT_NAME)
     if args.out.resolve() == RESULTS.resolve():

@@ -4,6 +4,7 @@
     python -m bench.switchboard --port 8100 --profile offline --data /tmp/x
     python -m bench.switchboard --port 8100 --clip clip.wav --data /tmp/x --workers 2
     python -m bench.switchboard --port 8100 --profile bench --clip clip.wav --data /tmp/x --events
+    python -m bench.switchboard --port 8100 --profile bench --clip clip.wav --data /tmp/x --record
 
 `bench` swaps in the instant bench services (`BenchVoiceStack`); `offline`
 loads the real offline stack (Whisper + echo agent + Piper). Everything else
@@ -13,7 +14,8 @@ control, with `MAX_CALLS` raised out of the way so the benchmark finds the
 limit of the process rather than the configured one. `--workers N` serves
 with N worker processes under the supervisor, as `WORKERS=N` does. `--events` turns call
 events on, delivered to a `bench.receiver` on another core: the outbox, its
-sender and the signed deliveries then count in the server's CPU.
+sender and the signed deliveries then count in the server's CPU. `--record` records every
+call (`RECORDING=local`, into `--data`), to measure what recording costs.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def bench_settings(
     log_level: str = "INFO",
     events_url: str | None = None,
     workers: int = 1,
+    *,
+    record: bool = False,
 ) -> Settings:
     """Settings for a loopback benchmark: no `.env`, no Twilio credentials, no call cap."""
     return Settings(  # type: ignore[call-arg]
@@ -61,6 +65,9 @@ def bench_settings(
         database_url=f"sqlite+aiosqlite:///{data / 'bench.db'}",
         events_url=events_url,
         webhook_secret=BENCH_SECRET if events_url else None,
+        recording="local" if record else "off",
+        recordings_dir=data / "recordings",
+        recording_notice="",  # the same greeting as without recording
     )
 
 
@@ -81,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (WORKERS)")
     parser.add_argument("--events", action="store_true", help="deliver call events")
+    parser.add_argument("--record", action="store_true", help="record every call (local WAV)")
     args = parser.parse_args(argv)
     receiver = None
     events_url = None
@@ -90,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
         receiver_port = free_port()
         receiver = start_receiver(receiver_port)
         events_url = f"http://127.0.0.1:{receiver_port}/events"
-    settings = bench_settings(args.port, args.data, args.log_level, events_url, args.workers)
+    settings = bench_settings(
+        args.port, args.data, args.log_level, events_url, args.workers, record=args.record
+    )
     configure_logging(settings)
     if args.workers > 1 and Machine.from_environment() is None:
         arguments = sys.argv[1:] if argv is None else argv

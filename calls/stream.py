@@ -25,12 +25,14 @@ from deps import (
     AdmissionDep,
     AssistantsDep,
     MetricsDep,
+    RecordingsDep,
     RecordsDep,
     SettingsDep,
     ToolClientDep,
     VoiceDep,
 )
 from ops.admission import proxy_retries
+from recording.settings import RecordingMode
 from telephony import (
     CallEvents,
     TelephonyError,
@@ -63,6 +65,7 @@ async def media_stream(
     records: RecordsDep,
     assistants: AssistantsDep,
     tool_client: ToolClientDep,
+    recordings: RecordingsDep,
 ) -> None:
     """Run one call, from its `start` message to its hang-up."""
     if (refusal := admission.refusal) is not None and proxy_retries(websocket):
@@ -106,14 +109,31 @@ async def media_stream(
             call = replace(call, parameters={**call.parameters, "assistant": choice.assistant.name})
         events = CallEvents()
         recording = records.recording(call)
+        tape = None
+        if settings.recording is RecordingMode.LOCAL:
+            tape = await recordings.start(call)
+            if tape is not None:
+                recording.set_recording("local", tape.path.name)
+        elif settings.recording is RecordingMode.TWILIO:
+            recordings.ask_twilio(settings, call, public_base(websocket, settings))
+
+        async def finish(reason: EndReason) -> None:
+            # The recording ends with the call, and is kept once the record has ended.
+            if tape is not None:
+                await tape.close()
+            await recording.end(reason)
+            if tape is not None:
+                recordings.keep(tape)
+
         try:
+            serializer = serializer_for(call, settings, events)
             transport = TelephonyTransport(
                 websocket,
                 FastAPIWebsocketParams(
                     audio_in_enabled=True,
                     audio_out_enabled=True,
                     add_wav_header=False,
-                    serializer=serializer_for(call, settings, events),
+                    serializer=tape.serializer(serializer) if tape else serializer,
                     allowed_origins=[],  # Twilio's websocket has no Origin header
                     **transport_options(call),
                 ),
@@ -141,7 +161,7 @@ async def media_stream(
             metrics.watch(bot.worker, call.direction, accepted_at, recording.add_reply_latency)
         except Exception:
             logger.exception("Could not set the call up")
-            await recording.end(EndReason.ERROR)
+            await finish(EndReason.ERROR)
             await websocket.close(WS_INTERNAL_ERROR, "the server could not set the call up")
             return
         events.on_stop(bot.caller_left)
@@ -156,6 +176,6 @@ async def media_stream(
             reason = await bot.run()
         finally:
             admission.remove(bot)
-            await recording.end(reason)
+            await finish(reason)
         logger.info(f"Call ended: {reason}")
         metrics.call_ended(call.direction, reason, time.monotonic() - accepted_at)

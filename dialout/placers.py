@@ -24,6 +24,8 @@ from dialout import exotel as exotel_api
 from dialout.placing import CallNotPlaced, PlacedCall
 from dialout.request import DialoutRequest
 from dialout.twilio import TwilioCalls
+from recording.settings import RecordingMode
+from recording.twilio import recording_fields
 from settings import Settings
 from urls import stream_url
 
@@ -77,6 +79,8 @@ class TwilioPlacer:
                 f"The call's TwiML would be {len(document)} characters, over Twilio's "
                 f"{TWIML_LIMIT}: shorten the parameters",
             )
+        # RECORDING=twilio records every call from its creation, unless the request says not to.
+        recorded = self._settings.recording is RecordingMode.TWILIO and request.record is not False
         return await self._calls.place(
             to=request.to,
             from_number=from_number,
@@ -85,7 +89,8 @@ class TwilioPlacer:
             machine_detection=request.machine_detection,
             ring_timeout=request.timeout,
             time_limit=request.time_limit,
-            record=request.record,
+            record=True if recorded else request.record,
+            recording=recording_fields(base),
         )
 
     async def aclose(self) -> None:

@@ -150,6 +150,10 @@ class Admission:
             del self._bots[bot.call.call_sid]
             self._changed()
 
+    def bot(self, call_sid: str) -> Bot | None:
+        """The bot of a live call on this process, if there is one."""
+        return self._bots.get(call_sid)
+
     def bots(self) -> list[Bot]:
         """The live calls' bots."""
         return list(self._bots.values())

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -80,6 +81,11 @@ class Call(Base):
         answered_by: Answering-machine detection's verdict (`human`, `machine_start`, …).
         duration: Twilio's `CallDuration`, in seconds, once the call completed.
         updated_at: When the record last changed (turns aside).
+        recording_source: Who recorded the call: `local` (this server) or `twilio`.
+        recording_location: A local recording's file name or `s3://` URL; Twilio's
+            recording URL.
+        recording_duration: The recording's length, in seconds, once it is finished.
+        recording_sid: Twilio's recording SID (`RE…`).
         turns: The transcript, in order.
     """
 
@@ -100,6 +106,10 @@ class Call(Base):
     answered_by: Mapped[str | None] = mapped_column(String(32))
     duration: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime | None]
+    recording_source: Mapped[str | None] = mapped_column(String(16))
+    recording_location: Mapped[str | None] = mapped_column(String(512))
+    recording_duration: Mapped[float | None] = mapped_column(Float)
+    recording_sid: Mapped[str | None] = mapped_column(String(64))
 
     turns: Mapped[list[Turn]] = relationship(
         order_by="Turn.seq", cascade="all, delete-orphan", lazy="raise", passive_deletes=True

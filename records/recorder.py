@@ -102,6 +102,10 @@ class CallRecording:
 
         self._submit(lambda: self._store.tool_called(self.call_sid, turn(), event))
 
+    def set_recording(self, source: str, location: str) -> None:
+        """Queue a note of where the call's recording goes; returns at once."""
+        self._submit(lambda: self._store.set_recording(self.call_sid, source, location))
+
     async def end(self, reason: str) -> None:
         """Queue the call's end, then wait (a while) for every write to reach the database."""
         if self._ended:

@@ -22,6 +22,14 @@ class TurnOut(BaseModel):
     )
 
 
+class RecordingOut(BaseModel):
+    """A call's recording: where to fetch it, how long it is, and who made it."""
+
+    url: str
+    duration: float | None
+    source: str
+
+
 class CallOut(BaseModel):
     """A call's record, without its transcript."""
 
@@ -40,6 +48,7 @@ class CallOut(BaseModel):
     status: str | None
     answered_by: str | None
     duration: int | None
+    recording: RecordingOut | None = None
 
     @classmethod
     def of(cls, call: Any) -> CallOut:
@@ -73,4 +82,12 @@ def _columns(call: Any) -> dict[str, Any]:
     # Named as Twilio and `POST /dialout` name them: `call_sid`, `from`, `to`.
     columns = {column.key: getattr(call, column.key) for column in call.__table__.columns}
     renamed = {"sid": "call_sid", "from_number": "from", "to_number": "to"}
-    return {renamed.get(key, key): value for key, value in columns.items()}
+    out = {renamed.get(key, key): value for key, value in columns.items()}
+    # Wherever it is kept, a recording is fetched from this server (recording/routes.py).
+    if call.recording_source and call.recording_location:
+        out["recording"] = RecordingOut(
+            url=f"/calls/{call.sid}/recording",
+            duration=call.recording_duration,
+            source=call.recording_source,
+        )
+    return out

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import selectinload
@@ -232,6 +232,34 @@ class CallStore:
             return emitted
 
         return await self._change(call_sid, apply, at, create=create)
+
+    async def set_recording(
+        self,
+        call_sid: str,
+        source: str,
+        location: str,
+        duration: float | None = None,
+        recording_sid: str | None = None,
+    ) -> None:
+        """Note where the call's recording is kept (and, once finished, how long it is)."""
+
+        def note(call: Call) -> None:
+            call.recording_source, call.recording_location = source, location
+            call.recording_duration = duration
+            call.recording_sid = recording_sid or call.recording_sid
+
+        await self._change(call_sid, note, None)
+
+    async def forget_recordings(self, call_sids: Sequence[str], source: str) -> None:
+        """The recordings of these calls (from `source`) were deleted."""
+        if not call_sids:
+            return
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Call)
+                .where(Call.sid.in_(call_sids), Call.recording_source == source)
+                .values(recording_source=None, recording_location=None, recording_duration=None)
+            )
 
     async def _change(
         self,

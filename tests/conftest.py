@@ -19,6 +19,7 @@ from settings import Settings
 from tests.fake_exotel import FakeExotel
 from tests.fake_twilio import FakeTwilio
 from tests.postgres import PostgresServer
+from tests.s3_server import S3Account, S3Server
 from tests.server_thread import ServerThread
 from voice import VoiceStack
 
@@ -107,6 +108,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.create_database()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Account]:
+    """An S3-compatible store (moto's server) and a bucket, for the whole test session."""
+    with S3Server(tmp_path_factory.mktemp("s3")) as server:
+        yield server.account()
 
 
 @pytest.fixture

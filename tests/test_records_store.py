@@ -46,8 +46,12 @@ async def test_migrations_create_the_tables_and_run_again_harmlessly(store: Call
     async with store.engine.connect() as connection:
         tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).one()
+        columns = await connection.run_sync(
+            lambda c: {column["name"] for column in inspect(c).get_columns("calls")}
+        )
     assert {"calls", "turns", "events", "alembic_version"} <= tables
     assert version == (ScriptDirectory.from_config(alembic_config()).get_current_head(),)
+    assert {"recording_source", "recording_location", "recording_duration"} <= columns
 
 
 async def test_replicas_starting_together_migrate_once(postgres: PostgresServer) -> None:

@@ -7,7 +7,7 @@ its methods then build each call's own light services around it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
@@ -17,6 +17,7 @@ from pipecat.processors.frame_processor import FrameProcessor
 from settings import LLMChoice, Settings, STTChoice, TTSChoice
 from voice import cloud
 from voice.echo import EchoAgent
+from voice.prompts import GreetingCache
 
 if TYPE_CHECKING:
     from voice.pipecat.vad import FastSileroVAD
@@ -30,6 +31,7 @@ class VoiceStack:
     whisper: Any = None
     piper: Any = None
     silero: Any = None
+    greetings: GreetingCache = field(default_factory=GreetingCache)
 
     @classmethod
     async def load(cls, settings: Settings) -> VoiceStack:
@@ -53,6 +55,12 @@ class VoiceStack:
     def is_agent_echo(self) -> bool:
         """Whether the agent is the offline echo agent rather than an LLM."""
         return self.settings.llm is LLMChoice.ECHO
+
+    def voice_name(self, voice: str | None = None) -> str:
+        """The TTS voice a call speaks with (`voice` overrides the default); caches key on it."""
+        if self.settings.tts is TTSChoice.CARTESIA:
+            return f"cartesia:{voice or self.settings.cartesia_voice_id}"
+        return "piper:en_US-joe-medium"
 
     def vad(self, stop_secs: float | None = None) -> FastSileroVAD:
         """A call's voice activity detector; `stop_secs` overrides `VAD_STOP_SECS`."""

@@ -37,6 +37,7 @@ from starlette.websockets import WebSocket
 
 from voice.pipecat.turns import SegmentTranscribedFrame
 from voice.pipecat.vad import FastSileroVAD
+from voice.prompts import PromptPlayer
 
 # Caller audio per frame while they are quiet.
 QUIET_FRAME_MS = 100
@@ -196,7 +197,9 @@ class AudioBlindObserver(WorkerObserver):
 def _unobserved(frame: Frame, processor: FrameProcessor) -> bool:
     if isinstance(frame, InputAudioRawFrame):
         return True
-    return isinstance(frame, OutputAudioRawFrame) and isinstance(processor, BaseOutputTransport)
+    # The prompt player passes the TTS's audio on (the TTS's own push is observed).
+    senders = (BaseOutputTransport, PromptPlayer)
+    return isinstance(frame, OutputAudioRawFrame) and isinstance(processor, senders)
 
 
 def blind_to_audio(worker: PipelineWorker) -> None:
