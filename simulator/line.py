@@ -153,7 +153,7 @@ class MediaLine:
                         self.utterance_ends.append(sent_at)
                     if not frame.sent.done():
                         frame.sent.set_result(sent_at)
-                self.earpiece.play_frame()
+                self.earpiece.play_frame(time.monotonic())
                 await self._echo_reached_marks()
                 next_at = self.start_sent_at + chunk * FRAME_SECONDS
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
