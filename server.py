@@ -59,13 +59,15 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
     app.state.admission = Admission(settings.call_capacity)
+    app.state.metrics = Metrics(live_calls=lambda: app.state.admission.running)
     app.state.records = Recorder(
         CallStore(settings.database_url.get_secret_value()),
         transcripts=settings.store_transcripts,
+        failed=app.state.metrics.record_write_failed,
     )
     app.state.call_status = CallStatusStore(app.state.records.store)
-    app.state.metrics = Metrics(live_calls=lambda: app.state.admission.running)
     health.install(app)
+    health.add_readiness_check(app, "database", lambda app: app.state.records.problem())
     for router in (webhook.router, stream.router, dialout.router, records_router, ops.router):
         app.include_router(router)
     return app

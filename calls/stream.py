@@ -98,7 +98,8 @@ async def media_stream(
                 ),
                 audio_in_frame_ms=settings.audio_in_frame_ms,
             )
-            bot = Bot(call, transport, voice, settings, observers=recording.observers)
+            bot = Bot(call, transport, voice, settings)
+            recording.follow(bot.aggregators)
             metrics.watch(bot.worker, call.direction, accepted_at)
         except Exception:
             logger.exception("Could not set the call up")

@@ -12,6 +12,7 @@ call SID: one time series per call would grow without bound.
     switchboard_dialout_results_total             by provider, outcome and Twilio error code
     switchboard_first_bot_audio_seconds           from media stream accept to the bot's first audio
     switchboard_response_latency_seconds          caller stops speaking → first bot audio, per turn
+    switchboard_record_write_failures_total       call record writes given up on
 """
 
 from __future__ import annotations
@@ -104,6 +105,15 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.record_write_failures = Counter(
+            "switchboard_record_write_failures_total",
+            "Call record writes given up on (after retries, when the error may pass)",
+            registry=r,
+        )
+
+    def record_write_failed(self, writes: int = 1) -> None:
+        """Count call record writes that never reached the database."""
+        self.record_write_failures.inc(writes)
 
     def webhook(self, outcome: WebhookOutcome) -> None:
         """Count a voice webhook request (a bad signature also counts as a signature failure)."""

@@ -1,4 +1,8 @@
-"""The tables: `calls`, one row a call, and `turns`, its transcript one turn a row."""
+"""The tables: `calls`, one row a call, and `turns`, its transcript one turn a row.
+
+Strings are TEXT: a SIP address or a provider's long call id is stored whole,
+where a VARCHAR(n) on PostgreSQL would refuse the write ("value too long").
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Twilio's call statuses after which nothing changes any more.
@@ -74,19 +78,19 @@ class Call(Base):
 
     __tablename__ = "calls"
 
-    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    provider: Mapped[str] = mapped_column(String(16), default="twilio")
-    direction: Mapped[str | None] = mapped_column(String(16), index=True)
-    from_number: Mapped[str | None] = mapped_column(String(64))
-    to_number: Mapped[str | None] = mapped_column(String(64))
+    sid: Mapped[str] = mapped_column(Text, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text, default="twilio")
+    direction: Mapped[str | None] = mapped_column(Text, index=True)
+    from_number: Mapped[str | None] = mapped_column(Text)
+    to_number: Mapped[str | None] = mapped_column(Text)
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     started_at: Mapped[datetime] = mapped_column(index=True)
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
-    end_reason: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str | None] = mapped_column(String(16), index=True)
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(Text, index=True)
     status_sequence: Mapped[int | None] = mapped_column(Integer)
-    answered_by: Mapped[str | None] = mapped_column(String(32))
+    answered_by: Mapped[str | None] = mapped_column(Text)
     duration: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime | None]
 
@@ -109,9 +113,9 @@ class Turn(Base):
     __tablename__ = "turns"
 
     call_sid: Mapped[str] = mapped_column(
-        ForeignKey("calls.sid", ondelete="CASCADE"), primary_key=True
+        Text, ForeignKey("calls.sid", ondelete="CASCADE"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime]

@@ -7,6 +7,8 @@ from tests.dialout_providers import AUTH, CALLEE, exotel_settings, http, twilio_
 from tests.fake_exotel import FakeExotel
 from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import readiness
+from tests.postgres import PostgresServer
+from tests.records_helpers import refuse_connections
 
 
 async def test_exotel_only_dialout_is_ready(make_server: MakeServer, exotel: FakeExotel) -> None:
@@ -46,3 +48,21 @@ async def test_exotel_dialout_whose_streams_would_be_refused_is_not_ready(
     status, body = await readiness(server.url)
     assert status == 503
     assert "EXOTEL_WS_USERNAME" in body["reasons"]["configuration"], body
+
+
+async def test_readiness_follows_the_database(
+    make_server: MakeServer, postgres: PostgresServer
+) -> None:
+    url = postgres.create_database()
+    server = make_server(database_url=url)
+    assert (await readiness(server.url))[0] == 200
+
+    await refuse_connections(url, refuse=True)
+    try:
+        status, body = await readiness(server.url)
+        assert status == 503
+        assert "not currently accepting connections" in body["reasons"]["database"], body
+        assert set(body["reasons"]) == {"database"}
+    finally:
+        await refuse_connections(url, refuse=False)
+    assert (await readiness(server.url))[0] == 200
