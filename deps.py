@@ -111,3 +111,15 @@ def require_api_key(
 
 
 ApiKeyDep = Annotated[None, Depends(require_api_key)]
+
+
+def refusal(description: str) -> dict[str, Any]:
+    """An answer in FastAPI's `{"detail": …}` shape, as the OpenAPI description lists it."""
+    detail = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
+    return {"description": description, "content": {"application/json": {"schema": detail}}}
+
+
+# What a route behind the API key answers instead, for the OpenAPI description.
+KEY_REFUSED: dict[int | str, dict[str, Any]] = {
+    401: refusal("Missing or wrong API key, or the API is off (no DIALOUT_API_KEY)")
+}
