@@ -57,13 +57,18 @@ async def record_when(
         await asyncio.sleep(0.2)
 
 
+async def greeting_heard(store: CallStore, call: SimulatedCall) -> None:
+    """Wait until the greeting is on record and the caller has heard it out."""
+    await record_when(store, call.call_sid, ready="turns", turns=1)
+    await call.wait_for_bot_quiet(quiet=1.0)
+
+
 async def say_after_the_greeting(store: CallStore, call: SimulatedCall, speech: bytes) -> None:
     """Say `speech` once the greeting is on record and heard out; wait for the reply's record.
 
     Returns once three turns are on record: the greeting, the caller's and the bot's reply.
     """
-    await record_when(store, call.call_sid, ready="turns", turns=1)
-    await call.wait_for_bot_quiet(quiet=1.0)
+    await greeting_heard(store, call)
     await call.say(speech)
     await record_when(store, call.call_sid, ready="turns", turns=3)
 

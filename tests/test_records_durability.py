@@ -18,7 +18,13 @@ from tests.conftest import MakeServer
 from tests.conversation import QUIET, speak, words
 from tests.ops_helpers import scrape, value
 from tests.postgres import PostgresServer
-from tests.records_helpers import admin, reading, record_when, refuse_connections
+from tests.records_helpers import (
+    admin,
+    greeting_heard,
+    reading,
+    record_when,
+    refuse_connections,
+)
 from tests.server_process import ServerProcess
 
 FAILURES = "switchboard_record_write_failures_total"
@@ -41,8 +47,7 @@ async def test_the_reply_cut_short_by_a_hang_up_is_recorded(
     async with reading(database_url) as store:
         async with SimulatedCall(server.url) as call:
             await call.dial()
-            await record_when(store, call.call_sid, ready="turns", turns=1)
-            await call.wait_for_bot_quiet(quiet=1.0)
+            await greeting_heard(store, call)
             said_at = await call.say(story)
             replied_at = await call.wait_for_bot_audio(after=said_at, timeout=30)
             # "I heard: Good morning." has played out, the rest has not.
@@ -66,8 +71,7 @@ async def test_what_the_caller_said_just_before_hanging_up_is_recorded(
     async with reading(database_url) as store:
         async with SimulatedCall(server.url) as call:
             await call.dial()
-            await record_when(store, call.call_sid, ready="turns", turns=1)
-            await call.wait_for_bot_quiet(quiet=1.0)
+            await greeting_heard(store, call)
             await call.say(last_words)
             await asyncio.sleep(0.3)  # and hangs up, before any reply
         record = await record_when(store, call.call_sid)
@@ -87,8 +91,7 @@ def errors_logged() -> Iterator[list[dict[str, Any]]]:
 
 async def talk(store: Any, call: SimulatedCall, speech: bytes) -> None:
     """Once the greeting is on record and heard out, say `speech` and hear the reply out."""
-    await record_when(store, call.call_sid, ready="turns", turns=1)
-    await call.wait_for_bot_quiet(quiet=1.0)
+    await greeting_heard(store, call)
     said_at = await call.say(speech)
     await call.wait_for_bot_audio(after=said_at, timeout=30)
     await call.wait_for_bot_quiet(QUIET, timeout=30)
@@ -129,8 +132,7 @@ async def test_writes_are_retried_while_the_database_refuses_connections(
     async with reading(url) as store:
         async with SimulatedCall(server.url) as call:
             await call.dial()
-            await record_when(store, call.call_sid, ready="turns", turns=1)
-            await call.wait_for_bot_quiet(quiet=1.0)
+            await greeting_heard(store, call)
             await refuse_connections(url, refuse=True)
             try:
                 said_at = await call.say(speech)
@@ -159,8 +161,7 @@ async def test_sigterm_waits_for_the_writes_a_slow_database_holds_up(
             call = SimulatedCall(server.url)
             async with call:
                 await call.dial()
-                await record_when(store, call.call_sid, ready="turns", turns=1)
-                await call.wait_for_bot_quiet(quiet=1.0)
+                await greeting_heard(store, call)
                 # Another session holds both tables: every write waits behind it.
                 await blocker.execute(text("BEGIN"))
                 await blocker.execute(text("LOCK TABLE calls, turns IN ACCESS EXCLUSIVE MODE"))
