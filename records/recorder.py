@@ -12,6 +12,7 @@ shutdown `close` waits for them.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -87,6 +88,12 @@ class CallRecording:
                 f"Call record: {self._unwritten} write(s) still going, the database is slow"
             )
 
+    def stop(self) -> None:
+        """Take no more writes (the server is stopping); the writer finishes those queued."""
+        if not self._ended:
+            self._ended = True
+            self._queue.put_nowait(None)
+
     def _submit(self, write: Write) -> None:
         if not self._ended:
             self._unwritten += 1
@@ -126,6 +133,7 @@ class Recorder:
         self.store = store
         self.transcripts = transcripts
         self._writes = Writes(failed)
+        self._recordings: weakref.WeakSet[CallRecording] = weakref.WeakSet()
 
     async def open(self) -> None:
         """Migrate the schema; fails loudly when the database is out of reach.
@@ -141,6 +149,8 @@ class Recorder:
 
     async def close(self) -> None:
         """Finish the writes still in flight (up to `CLOSE_TIMEOUT`), then close the database."""
+        for recording in list(self._recordings):  # a call cut off never wrote its end
+            recording.stop()
         await self._writes.close(CLOSE_TIMEOUT)
         await self.store.close()
 
@@ -156,7 +166,9 @@ class Recorder:
 
     def recording(self, call: CallInfo) -> CallRecording:
         """Start recording a call whose media stream just started."""
-        return CallRecording(self.store, call, self._writes, transcripts=self.transcripts)
+        recording = CallRecording(self.store, call, self._writes, transcripts=self.transcripts)
+        self._recordings.add(recording)
+        return recording
 
     def incoming(
         self, sid: str, *, from_number: str, to_number: str, parameters: dict[str, str]
