@@ -66,6 +66,10 @@ if TYPE_CHECKING:
 
 # After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
 USER_PAUSE_SECS = 0.4
+# A caller who hangs up mid-sentence: the quiet that ends their words (past VAD's stop),
+# and how long those words may take to be transcribed before the call is torn down.
+HANG_UP_QUIET_SECS = 0.5
+LAST_WORDS_SECS = 5.0
 
 END_CALL_TOOL = FunctionSchema(
     name="end_call",
@@ -226,21 +230,21 @@ class Bot:
             pause = assistant.user_pause_secs
         if isinstance(transport, TelephonyTransport):
             transport.follow(vad)
+        self._transport = transport
+        self._turn_stop = PatientSpeechTimeout(
+            vad,
+            user_speech_timeout=pause,
+            segmented_stt=getattr(stt, "marks_segments", False),
+        )
+        self._leaving = False
         aggregators = LLMContextAggregatorPair(
             context,
             user_params=LLMUserAggregatorParams(
                 vad_analyzer=vad,
-                user_turn_strategies=UserTurnStrategies(
-                    stop=[
-                        PatientSpeechTimeout(
-                            vad,
-                            user_speech_timeout=pause,
-                            segmented_stt=getattr(stt, "marks_segments", False),
-                        )
-                    ]
-                ),
+                user_turn_strategies=UserTurnStrategies(stop=[self._turn_stop]),
             ),
         )
+        self.aggregators = aggregators
         pipeline = Pipeline(
             [
                 transport.input(),
@@ -330,10 +334,23 @@ class Bot:
             raise CallEnded(f"call {self.call.call_sid} has ended")
 
     def caller_left(self) -> None:
-        """The caller hung up: stop at once, nothing left to say."""
+        """The caller hung up: stop once their last words are heard, nothing left to say."""
         if self.end_reason is None:
             self.end_reason = EndReason.CALLER_HUNG_UP
-        self._spawn(self.worker.cancel(reason="caller hung up"))
+        if not self._leaving:
+            self._leaving = True
+            self._spawn(self._hang_up())
+
+    async def _hang_up(self) -> None:
+        # Words said just before the hang-up are still in VAD and STT: let them reach
+        # the user aggregator, which writes them to the context (and the transcript)
+        # as the pipeline is cancelled.
+        try:
+            if isinstance(self._transport, TelephonyTransport):
+                await self._transport.line_goes_quiet(HANG_UP_QUIET_SECS)
+            await self._turn_stop.wait_caller_done(LAST_WORDS_SECS)
+        finally:
+            await self.worker.cancel(reason="caller hung up")
 
     async def say_goodbye(self, text: str, reason: EndReason) -> None:
         """Say `text`, let it play out, then end the call (used by drain)."""

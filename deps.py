@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -106,3 +106,15 @@ ApiKeyDep = Annotated[None, Depends(require_api_key)]
 ConsoleSessionDep = Annotated[Session, Depends(require_session)]
 # The console's session, for a POST that must carry its CSRF token (403 without).
 CsrfDep = Annotated[Session, Depends(require_csrf)]
+
+
+def refusal(description: str) -> dict[str, Any]:
+    """An answer in FastAPI's `{"detail": …}` shape, as the OpenAPI description lists it."""
+    detail = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
+    return {"description": description, "content": {"application/json": {"schema": detail}}}
+
+
+# What a route behind the API key answers instead, for the OpenAPI description.
+KEY_REFUSED: dict[int | str, dict[str, Any]] = {
+    401: refusal("Missing or wrong API key, or the API is off (no DIALOUT_API_KEY)")
+}

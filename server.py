@@ -105,15 +105,16 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
     app.state.admission = Admission(settings.call_capacity)
-    app.state.records = Recorder(
-        CallStore(settings.database_url.get_secret_value()),
-        transcripts=settings.store_transcripts,
-    )
-    app.state.call_status = CallStatusStore(app.state.records.store)
-    app.state.recordings = Recordings(settings, app.state.records.store)
     app.state.metrics = Metrics(
         live_calls=lambda: app.state.admission.running, capacity=settings.call_capacity
     )
+    app.state.records = Recorder(
+        CallStore(settings.database_url.get_secret_value()),
+        transcripts=settings.store_transcripts,
+        failed=app.state.metrics.record_write_failed,
+    )
+    app.state.call_status = CallStatusStore(app.state.records.store)
+    app.state.recordings = Recordings(settings, app.state.records.store)
     app.state.admission.on_change(app.state.metrics.calls_changed)
     if machine is not None:
         app.state.admission.machine = machine
@@ -126,6 +127,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     events_url = str(settings.events_url) if settings.events_url else None
     store.events = EventBuilder(app.state.assistants, events_url, sender.wake)
     health.install(app)
+    health.add_readiness_check(app, "database", lambda app: app.state.records.problem())
     routers = (webhook.router, stream.router, dialout.router, records_router, ops.router)
     for router in (
         *routers,

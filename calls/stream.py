@@ -149,15 +149,8 @@ async def media_stream(
                     name, arguments, outcome.result, **outcome.details
                 ),
             )
-            bot = Bot(
-                call,
-                transport,
-                voice,
-                settings,
-                observers=recording.observers,
-                assistant=choice.assistant,
-                tools=tools,
-            )
+            bot = Bot(call, transport, voice, settings, assistant=choice.assistant, tools=tools)
+            recording.follow(bot.aggregators)
             metrics.watch(bot.worker, call.direction, accepted_at, recording.add_reply_latency)
         except Exception:
             logger.exception("Could not set the call up")

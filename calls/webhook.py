@@ -19,15 +19,25 @@ from deps import AdmissionDep, AssistantsDep, MetricsDep, RecordsDep, SettingsDe
 from ops.admission import RETRY_AFTER_SECS, proxy_retries
 from ops.metrics import WebhookOutcome
 from telephony.call_info import RESERVED_PARAMETERS
+from telephony.callbacks import TWILIO_SIGNED, VOICE_WEBHOOK
 from telephony.twilio import unsigned_refusal
 from urls import public_base, stream_url
 
 TWIML = "application/xml"
+TWIML_ANSWER = {
+    "description": "TwiML: connect the call's media stream, or reject it busy",
+    "content": {TWIML: {"schema": {"type": "string"}}},
+}
 
 router = APIRouter()
 
 
-@router.post("/")
+@router.post(
+    "/",
+    response_class=Response,
+    responses={200: TWIML_ANSWER, **TWILIO_SIGNED},
+    openapi_extra=VOICE_WEBHOOK,
+)
 async def voice_webhook(
     request: Request,
     settings: SettingsDep,

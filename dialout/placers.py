@@ -21,6 +21,7 @@ from loguru import logger
 
 import twiml
 from dialout import exotel as exotel_api
+from dialout import twilio as twilio_api
 from dialout.placing import CallNotPlaced, PlacedCall
 from dialout.request import DialoutRequest
 from dialout.twilio import TwilioCalls
@@ -81,17 +82,24 @@ class TwilioPlacer:
             )
         # RECORDING=twilio records every call from its creation, unless the request says not to.
         recorded = self._settings.recording is RecordingMode.TWILIO and request.record is not False
-        return await self._calls.place(
-            to=request.to,
-            from_number=from_number,
-            twiml=document,
-            status_callback=f"{base}/status",
-            machine_detection=request.machine_detection,
-            ring_timeout=request.timeout,
-            time_limit=request.time_limit,
-            record=True if recorded else request.record,
-            recording=recording_fields(base),
-        )
+        try:
+            return await self._calls.place(
+                to=request.to,
+                from_number=from_number,
+                twiml=document,
+                status_callback=f"{base}/status",
+                machine_detection=request.machine_detection,
+                ring_timeout=request.timeout,
+                time_limit=request.time_limit,
+                record=True if recorded else request.record,
+                recording=recording_fields(base),
+            )
+        except CallNotPlaced as e:
+            # A caller id the request chose is the request's fault (the default is the server's).
+            if request.from_ and e.twilio_code in twilio_api.FROM_NUMBER_CODES:
+                detail = f"Twilio cannot call from {request.from_}: {e.detail}"
+                raise CallNotPlaced(422, detail, twilio_code=e.twilio_code) from None
+            raise
 
     async def aclose(self) -> None:
         await self._calls.aclose()

@@ -23,6 +23,7 @@ from loguru import logger
 
 from assistants.registry import ASSISTANT_PARAMETER
 from deps import (
+    KEY_REFUSED,
     ApiKeyDep,
     AssistantsDep,
     CallStatusDep,
@@ -30,10 +31,18 @@ from deps import (
     MetricsDep,
     PlacersDep,
     SettingsDep,
+    refusal,
 )
 from dialout.placers import EXOTEL_STATUS_PATH, exotel_status_token, placers_for
 from dialout.placing import CallNotPlaced
 from dialout.request import DialoutAnswer, DialoutRequest
+from telephony.callbacks import (
+    EXOTEL_STATUS_CALLBACK,
+    EXOTEL_TOKEN,
+    NO_CONTENT,
+    STATUS_CALLBACK,
+    TWILIO_SIGNED,
+)
 from telephony.twilio import unsigned_refusal
 from urls import public_base
 
@@ -61,7 +70,20 @@ def _redacted(number: str) -> str:
     return number[:-4] + "····" if len(number) > 8 else "····"
 
 
-@router.post("/dialout", status_code=201, response_model=DialoutAnswer)
+@router.post(
+    "/dialout",
+    status_code=201,
+    response_model=DialoutAnswer,
+    responses={
+        **KEY_REFUSED,
+        403: refusal("Outside DIALOUT_ALLOWED_PREFIXES, or the provider's geo permissions"),
+        400: refusal("A body that is not JSON"),
+        422: refusal("A bad request, a number the provider rejects, or no caller id"),
+        502: refusal("The provider refused the server's credentials"),
+        503: refusal("Draining, at capacity, or the provider rate-limits or is unreachable"),
+        504: refusal("The provider did not answer in time: the call may exist"),
+    },
+)
 async def place_call(
     body: DialoutRequest,
     request: Request,
@@ -131,7 +153,13 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
-@router.post("/status", status_code=204)
+@router.post(
+    "/status",
+    status_code=204,
+    response_class=Response,
+    responses={204: NO_CONTENT, **TWILIO_SIGNED},
+    openapi_extra=STATUS_CALLBACK,
+)
 async def status_callback(
     request: Request, settings: SettingsDep, store: CallStatusDep
 ) -> Response:
@@ -164,7 +192,13 @@ async def status_callback(
 EXOTEL_ANSWERED = "answered"
 
 
-@router.post(EXOTEL_STATUS_PATH, status_code=204)
+@router.post(
+    EXOTEL_STATUS_PATH,
+    status_code=204,
+    response_class=Response,
+    responses={204: NO_CONTENT, **EXOTEL_TOKEN},
+    openapi_extra=EXOTEL_STATUS_CALLBACK,
+)
 async def exotel_status_callback(
     request: Request, settings: SettingsDep, store: CallStatusDep
 ) -> Response:
@@ -182,7 +216,12 @@ async def exotel_status_callback(
         return Response("invalid token", status_code=403, media_type="text/plain")
     fields = await _exotel_fields(request)
     if fields is None:
-        return Response("a form or JSON object is required", 400, media_type="text/plain")
+        return Response(
+            "a form, or a JSON object whose CallSid, Status and EventType are strings "
+            "(and ConversationDuration a number)",
+            400,
+            media_type="text/plain",
+        )
     call_sid = str(fields.get("CallSid") or "")
     event = str(fields.get("EventType") or "").lower()
     status = "in-progress" if event == EXOTEL_ANSWERED else str(fields.get("Status") or "")
@@ -203,5 +242,14 @@ async def _exotel_fields(request: Request) -> dict[str, object] | None:
             body = json.loads(await request.body())
         except ValueError:
             return None
-        return body if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return None
+        # A status or id that is not text would be stored as its Python repr.
+        texts = ("CallSid", "Status", "EventType")
+        if any(not isinstance(body.get(name, ""), str) for name in texts):
+            return None
+        duration = body.get("ConversationDuration", "")
+        if isinstance(duration, bool) or not isinstance(duration, str | int):
+            return None
+        return body
     return dict(await request.form())

@@ -37,6 +37,8 @@ REQUEST_TIMEOUT_SECS = 15.0
 # Twilio error codes (https://www.twilio.com/docs/api/errors) and how each is answered.
 BAD_NUMBER_CODES = frozenset({21211, 21214, 21217})  # invalid, unreachable, not a valid number
 GEO_PERMISSION_CODE = 21215  # the account may not call that country
+# The caller id is invalid, or not one of the account's numbers: the fault of whoever chose it.
+FROM_NUMBER_CODES = frozenset({21210, 21212})
 BAD_CREDENTIALS_CODE = 20003
 RATE_LIMITED_CODE = 20429
 TWILIO_MESSAGE_PREFIX = "Unable to create record: "

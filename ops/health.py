@@ -27,20 +27,18 @@ ReadinessCheck = Callable[[FastAPI], Awaitable[str | None]]
 
 
 def configuration_problems(settings: Settings) -> list[str]:
-    """What in `settings` passed validation yet cannot work."""
+    """What in `settings` passed validation yet cannot work, for the providers configured.
+
+    Settings already refuse dial-out without one provider's credentials, and a
+    caller id may come with each request, so neither is a problem here.
+    """
     problems = []
-    if settings.dialout_api_key is not None:
-        missing = [
-            name
-            for name, value in (
-                ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
-                ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
-                ("TWILIO_PHONE_NUMBER", settings.twilio_phone_number),
-            )
-            if not value
-        ]
-        if missing:
-            problems.append(f"dial-out is enabled but {', '.join(missing)} is not set")
+    exotel_refused = settings.validates_signatures and not settings.exotel_authenticates
+    if settings.dialout_api_key is not None and settings.can_dial_exotel and exotel_refused:
+        problems.append(
+            "Exotel dial-out is enabled but /ws would refuse its streams: set "
+            "EXOTEL_WS_USERNAME and EXOTEL_WS_PASSWORD (or EXOTEL_ALLOWED_IPS)"
+        )
     return problems
 
 

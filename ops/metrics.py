@@ -18,6 +18,7 @@ up all of them, so the gauges are the machine's totals.
     switchboard_dialout_results_total             by provider, outcome and Twilio error code
     switchboard_first_bot_audio_seconds           from media stream accept to the bot's first audio
     switchboard_response_latency_seconds          caller stops speaking → first bot audio, per turn
+    switchboard_record_write_failures_total       call record writes given up on
 """
 
 from __future__ import annotations
@@ -125,6 +126,15 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.record_write_failures = Counter(
+            "switchboard_record_write_failures_total",
+            "Call record writes given up on (after retries, when the error may pass)",
+            registry=r,
+        )
+
+    def record_write_failed(self, writes: int = 1) -> None:
+        """Count call record writes that never reached the database."""
+        self.record_write_failures.inc(writes)
 
     def calls_changed(self, *_: object) -> None:
         """Read the live calls again (an admission listener: on each call's start and end)."""

@@ -11,7 +11,6 @@ says where it is and how long it is.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from loguru import logger
@@ -21,8 +20,8 @@ from recording.store import LocalStore, file_name, store_for
 from recording.tap import Batch, StereoTap, TappedSerializer
 from recording.twilio import start_recording
 from recording.wav import WavWriter
-from records.recorder import write_patiently
 from records.store import CallStore
+from records.writes import Writes
 from settings import Settings
 from telephony.call_info import CallInfo
 
@@ -89,7 +88,7 @@ class Recordings:
         """Record calls when `RECORDING=local`, into the store `RECORDINGS_URL` names."""
         self.store: LocalStore = store_for(settings)
         self._records = records
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._writes = Writes()
 
     async def start(self, call: CallInfo) -> Tape | None:
         """Start recording a call whose stream just started; None if it cannot be.
@@ -112,7 +111,7 @@ class Recordings:
         """
         if tape.seconds is not None:
             seconds = tape.seconds
-            self._fire(lambda: self._keep(tape.call_sid, tape.path, seconds))
+            self._writes.fire(tape.call_sid, lambda: self._keep(tape.call_sid, tape.path, seconds))
 
     async def _keep(self, call_sid: str, path: Path, seconds: float) -> None:
         with logger.contextualize(call_sid=call_sid):
@@ -130,14 +129,8 @@ class Recordings:
         A call this server placed was asked to record at its creation.
         """
         if settings.records(call.provider) and not call.outbound:
-            self._fire(lambda: start_recording(settings, call.call_sid, base))
+            self._writes.fire(call.call_sid, lambda: start_recording(settings, call.call_sid, base))
 
     async def close(self) -> None:
         """Wait (a while) for uploads and record writes still going."""
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=60)
-
-    def _fire(self, write: Callable[[], Awaitable[object]]) -> None:
-        task = asyncio.create_task(write_patiently(write))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        await self._writes.close(60)

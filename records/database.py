@@ -71,13 +71,14 @@ def create_engine(url: str) -> AsyncEngine:
     survives the process being killed.
     """
     parsed = make_url(async_database_url(url))
+    # hide_parameters: an error's message would otherwise carry numbers and what was said.
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(parsed, pool_pre_ping=True)
+        return create_async_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # `timeout`: how long a writer waits for another one (another worker process,
     # another replica on the same file) before "database is locked".
-    engine = create_async_engine(parsed, connect_args={"timeout": 30})
+    engine = create_async_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -1,4 +1,8 @@
-"""The tables: `calls`, one row a call, and `turns`, its transcript one turn a row."""
+"""The tables: `calls`, one row a call, and `turns`, its transcript one turn a row.
+
+Strings are TEXT: a SIP address or a provider's long call id is stored whole,
+where a VARCHAR(n) on PostgreSQL would refuse the write ("value too long").
+"""
 
 from __future__ import annotations
 
@@ -91,23 +95,23 @@ class Call(Base):
 
     __tablename__ = "calls"
 
-    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    provider: Mapped[str] = mapped_column(String(16), default="twilio")
-    direction: Mapped[str | None] = mapped_column(String(16), index=True)
-    from_number: Mapped[str | None] = mapped_column(String(64))
-    to_number: Mapped[str | None] = mapped_column(String(64))
+    sid: Mapped[str] = mapped_column(Text, primary_key=True)
+    provider: Mapped[str] = mapped_column(Text, default="twilio")
+    direction: Mapped[str | None] = mapped_column(Text, index=True)
+    from_number: Mapped[str | None] = mapped_column(Text)
+    to_number: Mapped[str | None] = mapped_column(Text)
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     started_at: Mapped[datetime] = mapped_column(index=True)
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
-    end_reason: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str | None] = mapped_column(String(16), index=True)
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(Text, index=True)
     status_sequence: Mapped[int | None] = mapped_column(Integer)
-    answered_by: Mapped[str | None] = mapped_column(String(32))
+    answered_by: Mapped[str | None] = mapped_column(Text)
     duration: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime | None]
     recording_source: Mapped[str | None] = mapped_column(String(16))
-    recording_location: Mapped[str | None] = mapped_column(String(512))
+    recording_location: Mapped[str | None] = mapped_column(Text)
     recording_duration: Mapped[float | None] = mapped_column(Float)
     recording_sid: Mapped[str | None] = mapped_column(String(64))
 
@@ -133,10 +137,10 @@ class Turn(Base):
     __tablename__ = "turns"
 
     call_sid: Mapped[str] = mapped_column(
-        ForeignKey("calls.sid", ondelete="CASCADE"), primary_key=True
+        Text, ForeignKey("calls.sid", ondelete="CASCADE"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime]
     reply_ms: Mapped[int | None] = mapped_column(Integer)
@@ -173,7 +177,7 @@ class Event(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
     type: Mapped[str] = mapped_column(String(32))
-    call_sid: Mapped[str | None] = mapped_column(String(64))
+    call_sid: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]

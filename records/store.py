@@ -72,6 +72,11 @@ class CallStore:
         """Close every pooled connection."""
         await self.engine.dispose()
 
+    async def ping(self) -> None:
+        """Ask the database a trivial question; raises if it cannot answer."""
+        async with self.engine.connect() as connection:
+            await connection.execute(select(1))
+
     # -- Writes --
 
     async def note_call(

@@ -46,11 +46,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     Whisper tiny on 8 kHz audio sometimes mishears a word, more often on a busy
     machine. A test that listens (the `transcribe` fixture, or marked `speech`
     because it checks what the server's own Whisper heard) is retried; a wrong
-    behaviour still fails every try.
+    behaviour still fails every try. Only a test's own mark counts: a module's
+    or a class's would retry tests that do not listen, and hide their races.
     """
     for item in items:
         listens = "transcribe" in getattr(item, "fixturenames", ())
-        if listens or item.get_closest_marker("speech"):
+        marked = any(mark.name == "speech" for mark in getattr(item, "own_markers", ()))
+        if item.get_closest_marker("speech") and not marked:
+            raise pytest.UsageError(f"{item.nodeid}: mark the test `speech`, not its module")
+        if listens or marked:
             item.add_marker(pytest.mark.flaky(reruns=2))
 
 

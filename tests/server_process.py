@@ -84,6 +84,11 @@ class ServerProcess(Service):
         assert self._process is not None
         self._process.send_signal(sig)
 
+    def poll(self) -> int | None:
+        """The exit code, or None while the process runs."""
+        assert self._process is not None
+        return self._process.poll()
+
     def wait(self, within: float = 60) -> int:
         """Wait for the process to exit; its exit code."""
         assert self._process is not None

@@ -12,6 +12,7 @@ from records import dashboard
 from records.models import TurnRole
 from records.recorder import CallRecording
 from records.store import CallStore
+from records.writes import Writes
 from telephony.call_info import CallInfo
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -100,7 +101,7 @@ async def test_a_periods_figures(store: CallStore) -> None:
 
 
 async def test_a_reply_latency_goes_with_the_bot_turn_that_follows_it(store: CallStore) -> None:
-    recording = CallRecording(store, call(1), transcripts=True)
+    recording = CallRecording(store, call(1), Writes(), transcripts=True)
     recording.add_turn(TurnRole.ASSISTANT, "Hello!")  # the greeting answers nobody
     recording.add_turn(TurnRole.USER, "Hi there.")
     recording.add_reply_latency(0.6425)

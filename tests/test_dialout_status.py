@@ -109,7 +109,7 @@ async def test_status_of_calls_this_server_did_not_place(
 
 
 async def post_exotel_status(
-    server: ServerThread, fields: dict[str, str], token: str | None, *, as_json: bool = False
+    server: ServerThread, fields: dict[str, Any], token: str | None, *, as_json: bool = False
 ) -> int:
     url = f"{server.url}/exotel/status" + (f"?token={token}" if token is not None else "")
     if as_json:
@@ -194,3 +194,19 @@ async def test_exotel_status_callbacks_in_json_and_for_strangers(
     assert status == 404
     assert await post_exotel_status(server, {"Status": "completed"}, token) == 400
     assert await post_exotel_status(server, {"CallSid": sid}, token) == 400
+
+
+async def test_an_exotel_callback_whose_fields_are_not_text_is_refused(
+    make_server: MakeServer, exotel: FakeExotel
+) -> None:
+    server, sid = await placed_call(make_server, ExotelDialout(exotel), {"to": EXOTEL_CALLEE})
+    token = callback_token(exotel)
+    odd_fields = (
+        {"Status": {"state": "completed"}},
+        {"EventType": ["terminal"]},
+        {"ConversationDuration": False},
+    )
+    for odd in odd_fields:
+        callback = exotel_callback(sid, "terminal", "completed") | odd
+        assert await post_exotel_status(server, callback, token, as_json=True) == 400, odd
+    assert (await latest(server, sid))["status"] != "completed"

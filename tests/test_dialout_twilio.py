@@ -228,3 +228,16 @@ def test_the_simulator_reports_a_refused_dialout(
     assert "HTTP 401" in capsys.readouterr().err
     assert cli.main([*argv, "--to", CALLEE, "--twilio-api", "https://api.twilio.com"]) == 1
     assert "127.0.0.1" in capsys.readouterr().err
+
+
+async def test_a_caller_id_twilio_refuses_is_the_requests_fault_when_the_request_chose_it(
+    make_server: MakeServer, dialout: TwilioDialout
+) -> None:
+    server = dialout.server(make_server)
+    status, _, body = await dialout.dial(server, {"to": CALLEE, "from": "+7680"})
+    assert status == 422, body  # the fake, like Twilio, refuses it with 21212
+    assert body["twilio_code"] == 21212 and "+7680" in body["detail"]
+    # The server's own default caller id refused is still the server's fault.
+    dialout.fail_next(400, 21210, "'From' phone number not verified")
+    status, _, body = await dialout.dial(server, {"to": CALLEE})
+    assert status == 502, body

@@ -54,6 +54,23 @@ async def test_migrations_create_the_tables_and_run_again_harmlessly(store: Call
     assert {"recording_source", "recording_location", "recording_duration"} <= columns
 
 
+async def test_values_longer_than_a_short_column_are_stored_whole(store: CallStore) -> None:
+    # A SIP caller's address, and a provider's call id longer than Twilio's, in full.
+    sid = "sip-call-" + "7" * 90
+    caller = "sip:" + "a-very-long-user-name." * 5 + "@pbx.example.com;transport=tls"
+    callee = "sip:" + "reception-desk." * 6 + "@example.org"
+    await store.note_call(sid, from_number=caller, to_number=callee, parameters={}, at=T0)
+    await store.update_status(sid, "in-progress", answered_by="machine_end_other" * 3)
+    await store.add_turn(sid, 1, TurnRole.USER, "hello", T0)
+    await store.end_call(sid, "caller_hung_up", at=T0 + timedelta(seconds=5))
+
+    record = await store.get_call(sid)
+    assert record is not None
+    assert (record.sid, record.from_number, record.to_number) == (sid, caller, callee)
+    assert record.answered_by == "machine_end_other" * 3
+    assert [turn.text for turn in record.turns] == ["hello"]
+
+
 async def test_replicas_starting_together_migrate_once(postgres: PostgresServer) -> None:
     url = postgres.create_database()
     replicas = [CallStore(url) for _ in range(4)]
