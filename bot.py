@@ -12,7 +12,7 @@ The whole pipeline runs at the call's wire rate (8 kHz for telephony): every
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -20,16 +20,10 @@ from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
-    CancelFrame,
-    EndFrame,
     EndWorkerFrame,
     Frame,
     FunctionCallResultProperties,
-    LLMContextFrame,
-    StartFrame,
     TTSSpeakFrame,
-    UserStartedSpeakingFrame,
-    UserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
@@ -39,17 +33,18 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from assistants.persona import greeting, system_prompt
 from settings import Settings
 from telephony import CallInfo
 from voice import VoiceStack
+from voice.callee_first import CalleeFirst
 from voice.echo import BOT_ENDED, FAREWELL
-from voice.echo import GREETING as ECHO_GREETING
 from voice.pipecat.fastpath import (
     InlineDTMFAggregator,
     TelephonyTransport,
@@ -88,95 +83,8 @@ class EndReason(StrEnum):
     ERROR = "error"
 
 
-# Parameters that steer the bot rather than tell the LLM about the call.
-STEERING_PARAMETERS = frozenset({"system_prompt", "greeting", "greeting_audio", "assistant"})
-
-
 class CallEnded(Exception):
     """The call has ended, or is ending: nothing more can be said in it."""
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def system_prompt(call: CallInfo, settings: Settings, assistant: Assistant | None = None) -> str:
-    """The call's system prompt: a `system_prompt` parameter, else the assistant's, else the
-    default; plus call data."""
-    prompt = (
-        call.parameters.get("system_prompt")
-        or (assistant and _text(assistant.system_prompt))
-        or settings.system_prompt
-    )
-    data = {k: v for k, v in call.parameters.items() if k not in STEERING_PARAMETERS}
-    facts = [f"This call is {call.direction}, from {call.from_number} to {call.to_number}."]
-    if data:
-        facts.append("Data for this call: " + ", ".join(f"{k}={v}" for k, v in data.items()) + ".")
-    return f"{prompt}\n\n{' '.join(facts)}"
-
-
-def greeting(
-    call: CallInfo, voice: VoiceStack, settings: Settings, assistant: Assistant | None = None
-) -> str:
-    """What the bot says first: a `greeting` parameter, else the assistant's, else the
-    agent's default."""
-    if "greeting" in call.parameters:
-        return call.parameters["greeting"]
-    if assistant is not None and (text := _text(assistant.greeting)):
-        return text
-    return ECHO_GREETING if voice.is_agent_echo else settings.greeting
-
-
-class CalleeFirst(FrameProcessor):
-    """On a call we placed, the callee speaks first ("Hello?"); the greeting answers them.
-
-    Sits between the user aggregator and the agent. The greeting is said when the
-    callee's first turn ends (that turn goes no further), or after `wait_secs` if
-    they stay silent; if they are mid-sentence then, once they stop.
-    """
-
-    def __init__(self, opening: Callable[[], Awaitable[list[Frame]]], wait_secs: float) -> None:
-        """Greet with `opening()` after the callee's first turn, or `wait_secs` of silence."""
-        super().__init__()
-        self._opening = opening
-        self._wait_secs = wait_secs
-        self._greeted = self._overdue = self._speaking = False
-        self._turn_before_greeting = False  # its context frame is answered by the greeting
-        self._timer: asyncio.Task[None] | None = None
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Hold back the callee's first turn and greet in its place."""
-        await super().process_frame(frame, direction)
-        if isinstance(frame, StartFrame):
-            self._timer = self.create_task(self._greet_unless_speaking())
-        elif isinstance(frame, (EndFrame, CancelFrame)) and self._timer is not None:
-            await self.cancel_task(self._timer)
-        elif isinstance(frame, UserStartedSpeakingFrame):
-            self._speaking = True
-            self._turn_before_greeting = not self._greeted
-        elif isinstance(frame, UserStoppedSpeakingFrame):
-            self._speaking = False
-            if self._overdue:
-                await self._greet()
-        elif isinstance(frame, LLMContextFrame) and (
-            not self._greeted or self._turn_before_greeting
-        ):
-            self._turn_before_greeting = False
-            await self._greet()
-            return
-        await self.push_frame(frame, direction)
-
-    async def _greet_unless_speaking(self) -> None:
-        await asyncio.sleep(self._wait_secs)
-        self._overdue = True
-        if not self._speaking:
-            await self._greet()
-
-    async def _greet(self) -> None:
-        if not self._greeted:
-            self._greeted = True
-            for frame in await self._opening():
-                await self.push_frame(frame)
 
 
 class Bot:

@@ -21,6 +21,7 @@ from loguru import logger
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 
 from bot import Bot, EndReason
+from config.recording import RecordingMode
 from deps import (
     AdmissionDep,
     AssistantsDep,
@@ -32,7 +33,6 @@ from deps import (
     VoiceDep,
 )
 from ops.admission import proxy_retries
-from recording.settings import RecordingMode
 from telephony import (
     CallEvents,
     TelephonyError,

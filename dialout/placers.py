@@ -20,12 +20,12 @@ from urllib.parse import urlencode
 from loguru import logger
 
 import twiml
+from config.recording import RecordingMode
 from dialout import exotel as exotel_api
 from dialout import twilio as twilio_api
 from dialout.placing import CallNotPlaced, PlacedCall
 from dialout.request import DialoutRequest
 from dialout.twilio import TwilioCalls
-from recording.settings import RecordingMode
 from recording.twilio import recording_fields
 from settings import Settings
 from urls import stream_url

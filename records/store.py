@@ -1,4 +1,4 @@
-"""`CallStore`: every read and write of a call's record and transcript.
+"""`CallStore`: every write of a call's record and transcript (its reads: `records.reads`).
 
 Writes are upserts keyed by the call SID, so the webhook on one replica, the
 media stream on another and Twilio's status callbacks on a third all land in
@@ -10,18 +10,17 @@ outbox in the same transaction, through `events` (see `events/`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlalchemy.orm import selectinload
 
 from records.database import create_engine, migrate, printable_url
 from records.models import FINAL_STATUSES, REJECTED, Base, Call, Turn
 from records.outbox import Emitted, EventMaker
+from records.reads import CallReads
 
 if TYPE_CHECKING:
     from telephony.call_info import CallInfo
@@ -31,26 +30,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _contains(text: str) -> str:
-    """A LIKE pattern for `text` anywhere, its own `%`, `_` and `\\` taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-@dataclass(frozen=True)
-class CallPage:
-    """One page of calls, newest first.
-
-    Attributes:
-        calls: The calls on this page.
-        total: How many calls match the filters, on all pages.
-    """
-
-    calls: Sequence[Call]
-    total: int
-
-
-class CallStore:
+class CallStore(CallReads):
     """Call records in a SQLite or PostgreSQL database, through SQLAlchemy's async engine."""
 
     def __init__(self, url: str) -> None:
@@ -76,8 +56,6 @@ class CallStore:
         """Ask the database a trivial question; raises if it cannot answer."""
         async with self.engine.connect() as connection:
             await connection.execute(select(1))
-
-    # -- Writes --
 
     async def note_call(
         self,
@@ -305,59 +283,3 @@ class CallStore:
     def _insert_ignoring(self, **values: Any) -> Any:
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         return insert(Call).values(**values).on_conflict_do_nothing(index_elements=[Call.sid])
-
-    # -- Reads --
-
-    async def get_call(self, sid: str) -> Call | None:
-        """A call's record with its transcript, or None."""
-        async with self._sessions() as session:
-            query = select(Call).where(Call.sid == sid).options(selectinload(Call.turns))
-            return (await session.scalars(query)).one_or_none()
-
-    async def list_calls(
-        self,
-        *,
-        direction: str | None = None,
-        status: str | None = None,
-        end_reason: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        text: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-        with_turns: bool = False,
-    ) -> CallPage:
-        """Calls, newest first, filtered and paged.
-
-        Args:
-            direction: Only `inbound` or `outbound` calls.
-            status: Only calls whose latest status is this.
-            end_reason: Only calls that ended for this reason.
-            since: Only calls started at or after this moment.
-            until: Only calls started before this moment.
-            text: Only calls whose transcript holds this text (any case, taken literally).
-            limit: At most this many calls.
-            offset: Skip this many first.
-            with_turns: Load each call's transcript too.
-        """
-        query = select(Call)
-        if direction is not None:
-            query = query.where(Call.direction == direction)
-        if status is not None:
-            query = query.where(Call.status == status)
-        if end_reason is not None:
-            query = query.where(Call.end_reason == end_reason)
-        if since is not None:
-            query = query.where(Call.started_at >= since)
-        if until is not None:
-            query = query.where(Call.started_at < until)
-        if text:
-            said = select(Turn.call_sid).where(Turn.text.ilike(_contains(text), escape="\\"))
-            query = query.where(Call.sid.in_(said))
-        async with self._sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(query.subquery()))
-            page = query.order_by(Call.started_at.desc(), Call.sid).limit(limit).offset(offset)
-            if with_turns:
-                page = page.options(selectinload(Call.turns))
-            calls = (await session.scalars(page)).all()
-        return CallPage(calls=calls, total=total or 0)

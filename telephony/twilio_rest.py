@@ -11,7 +11,8 @@ from __future__ import annotations
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from settings import TWILIO_API_HOST, Settings
+from config.telephony import TWILIO_API_HOST
+from settings import Settings
 
 
 def api_base(settings: Settings) -> str:

@@ -34,7 +34,6 @@ from tests.fake_twilio import FakeTwilio
 from tests.records_helpers import reading, record_when
 from tests.server_thread import ServerThread
 
-pytestmark = pytest.mark.speech
 
 FROM, TO = "+15550001111", "+15550002222"
 # Said by the bot as its greeting, so it is on the transcript: it must show as text.
@@ -55,6 +54,7 @@ def console_server(
     )
 
 
+@pytest.mark.speech  # the caller's words on the call page are what the server's Whisper heard
 async def test_an_operator_watches_a_phone_call_live_then_reads_it(
     make_server: MakeServer, twilio: FakeTwilio, tmp_path: Path
 ) -> None:

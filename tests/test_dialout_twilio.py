@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot import system_prompt
+from assistants.persona import system_prompt
 from simulator import SimulatedCall, cli, parse_twiml, read_wav
 from tests.conftest import (
     TEST_ACCOUNT_SID,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
-    "assistants", "bench", "calls", "console", "dialout", "events", "ops", "records",
+    "assistants", "bench", "calls", "config", "console", "dialout", "events", "ops", "records",
     "simulator", "telephony", "tools", "voice",
 )  # fmt: skip
 MAX_TOP_LEVEL_MODULES = 8

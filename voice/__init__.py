@@ -14,7 +14,8 @@ from loguru import logger
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.processors.frame_processor import FrameProcessor
 
-from settings import LLMChoice, Settings, STTChoice, TTSChoice
+from config.voice import LLMChoice, STTChoice, TTSChoice
+from settings import Settings
 from voice import cloud
 from voice.echo import EchoAgent
 from voice.prompts import GreetingCache
