@@ -34,7 +34,6 @@ from tests.fake_twilio import FakeTwilio
 from tests.records_helpers import reading, record_when
 from tests.server_thread import ServerThread
 
-
 FROM, TO = "+15550001111", "+15550002222"
 # Said by the bot as its greeting, so it is on the transcript: it must show as text.
 HOSTILE = "<script>alert(1)</script>"
