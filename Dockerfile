@@ -20,9 +20,12 @@ RUN pip install -r requirements.txt
 
 COPY --chown=switchboard:switchboard . .
 RUN mkdir -p /app/data && chown switchboard:switchboard /app/data
-USER switchboard
+# Numeric, so Kubernetes' runAsNonRoot can check it.
+USER 10001:10001
 
 EXPOSE 8000
+# WORKERS (default: the CPUs the container may use, its CPU quota respected) processes
+# serve port 8000 under one supervisor, which is PID 1 and passes the drain on to them.
 # Live calls drain for up to DRAIN_TIMEOUT (300 s) on SIGTERM: give `docker stop -t` at least 345.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \

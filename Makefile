@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install postgres run test lint unit simulate export bench clean
+.PHONY: install postgres nginx chromium run test lint unit simulate export bench bench-workers clean
 
 # Rebuild the virtualenv when it is missing or a requirements file changed.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -20,6 +20,13 @@ install: $(STAMP)
 postgres:
 	scripts/ensure-postgres.sh
 
+# The tests run the shipped nginx configuration in front of two replicas.
+nginx:
+	scripts/ensure-nginx.sh
+# The console's tests drive Debian's Chromium headless; this installs it when missing.
+chromium:
+	scripts/ensure-chromium.sh
+
 run: install
 	$(PY) server.py
 
@@ -27,8 +34,9 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	VENV=$(VENV) scripts/lint-deploy.sh
 
-unit: install postgres
+unit: install postgres nginx chromium
 	$(PY) -m pytest
 
 test: lint unit
@@ -40,6 +48,10 @@ simulate: install
 # minutes; BENCH_QUICK=1 about 8). Writes bench/results/, and the README's table.
 bench: install
 	$(PY) -m bench.run
+
+# Calls per machine: one worker on one core against WORKERS = one per core.
+bench-workers: install
+	$(PY) -m bench.run --workers
 
 # Call records to a file: `make export FORMAT=json OUT=calls.json` (DATABASE_URL from .env).
 FORMAT ?= csv

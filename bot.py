@@ -1,7 +1,9 @@
 """One call's voice bot: the Pipecat pipeline from the caller's audio to the bot's reply.
 
-    transport in → STT → DTMF → user aggregator (Silero VAD) → agent → TTS → transport out
-                                                                   → assistant aggregator
+    transport in → STT → DTMF → user aggregator (Silero VAD) → agent → TTS → prompt player
+                                                   → transport out → assistant aggregator
+
+The prompt player plays recorded speech (prompts, cached greetings) as the TTS would.
 
 The whole pipeline runs at the call's wire rate (8 kHz for telephony): every
 8↔16 kHz resampling step would add about 60 ms to each reply.
@@ -12,22 +14,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
-    CancelFrame,
-    EndFrame,
     EndWorkerFrame,
     Frame,
     FunctionCallResultProperties,
-    LLMContextFrame,
-    StartFrame,
     TTSSpeakFrame,
-    UserStartedSpeakingFrame,
-    UserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
@@ -37,17 +33,18 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from assistants.persona import greeting, system_prompt
 from settings import Settings
 from telephony import CallInfo
 from voice import VoiceStack
+from voice.callee_first import CalleeFirst
 from voice.echo import BOT_ENDED, FAREWELL
-from voice.echo import GREETING as ECHO_GREETING
 from voice.pipecat.fastpath import (
     InlineDTMFAggregator,
     TelephonyTransport,
@@ -56,9 +53,18 @@ from voice.pipecat.fastpath import (
     caller_audio_end,
 )
 from voice.pipecat.turns import PatientSpeechTimeout
+from voice.prompts import PromptFrame, PromptPlayer, opening
+
+if TYPE_CHECKING:
+    from assistants.model import Assistant
+    from tools.calls import CallTools
 
 # After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
 USER_PAUSE_SECS = 0.4
+# A caller who hangs up mid-sentence: the quiet that ends their words (past VAD's stop),
+# and how long those words may take to be transcribed before the call is torn down.
+HANG_UP_QUIET_SECS = 0.5
+LAST_WORDS_SECS = 5.0
 
 END_CALL_TOOL = FunctionSchema(
     name="end_call",
@@ -77,72 +83,8 @@ class EndReason(StrEnum):
     ERROR = "error"
 
 
-def system_prompt(call: CallInfo, settings: Settings) -> str:
-    """The call's system prompt: a `system_prompt` parameter, or the default, plus call data."""
-    prompt = call.parameters.get("system_prompt") or settings.system_prompt
-    data = {k: v for k, v in call.parameters.items() if k not in {"system_prompt", "greeting"}}
-    facts = [f"This call is {call.direction}, from {call.from_number} to {call.to_number}."]
-    if data:
-        facts.append("Data for this call: " + ", ".join(f"{k}={v}" for k, v in data.items()) + ".")
-    return f"{prompt}\n\n{' '.join(facts)}"
-
-
-def greeting(call: CallInfo, voice: VoiceStack, settings: Settings) -> str:
-    """What the bot says first: a `greeting` parameter, else the agent's default."""
-    if "greeting" in call.parameters:
-        return call.parameters["greeting"]
-    return ECHO_GREETING if voice.is_agent_echo else settings.greeting
-
-
-class CalleeFirst(FrameProcessor):
-    """On a call we placed, the callee speaks first ("Hello?"); the greeting answers them.
-
-    Sits between the user aggregator and the agent. The greeting is said when the
-    callee's first turn ends (that turn goes no further), or after `wait_secs` if
-    they stay silent; if they are mid-sentence then, once they stop.
-    """
-
-    def __init__(self, greeting: str, wait_secs: float) -> None:
-        """Greet with `greeting` after the callee's first turn, or `wait_secs` of silence."""
-        super().__init__()
-        self._greeting = greeting
-        self._wait_secs = wait_secs
-        self._greeted = self._overdue = self._speaking = False
-        self._turn_before_greeting = False  # its context frame is answered by the greeting
-        self._timer: asyncio.Task[None] | None = None
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Hold back the callee's first turn and greet in its place."""
-        await super().process_frame(frame, direction)
-        if isinstance(frame, StartFrame):
-            self._timer = self.create_task(self._greet_unless_speaking())
-        elif isinstance(frame, (EndFrame, CancelFrame)) and self._timer is not None:
-            await self.cancel_task(self._timer)
-        elif isinstance(frame, UserStartedSpeakingFrame):
-            self._speaking = True
-            self._turn_before_greeting = not self._greeted
-        elif isinstance(frame, UserStoppedSpeakingFrame):
-            self._speaking = False
-            if self._overdue:
-                await self._greet()
-        elif isinstance(frame, LLMContextFrame) and (
-            not self._greeted or self._turn_before_greeting
-        ):
-            self._turn_before_greeting = False
-            await self._greet()
-            return
-        await self.push_frame(frame, direction)
-
-    async def _greet_unless_speaking(self) -> None:
-        await asyncio.sleep(self._wait_secs)
-        self._overdue = True
-        if not self._speaking:
-            await self._greet()
-
-    async def _greet(self) -> None:
-        if not self._greeted:
-            self._greeted = True
-            await self.push_frame(TTSSpeakFrame(self._greeting))
+class CallEnded(Exception):
+    """The call has ended, or is ending: nothing more can be said in it."""
 
 
 class Bot:
@@ -155,6 +97,8 @@ class Bot:
         voice: VoiceStack,
         settings: Settings,
         observers: Sequence[BaseObserver] = (),
+        assistant: Assistant | None = None,
+        tools: CallTools | None = None,
     ) -> None:
         """Build the call's pipeline (cheap: the heavy models are shared by `voice`).
 
@@ -164,37 +108,51 @@ class Bot:
             voice: The process's voice stack.
             settings: Server settings (prompt and greeting defaults, VAD timing).
             observers: Watch the pipeline's frames, off its path (e.g. the call's transcript).
+            assistant: Who answers (prompt, greeting, voice, timing); else the settings.
+            tools: The assistant's HTTP tools, bound to the call, for an LLM agent.
         """
         self.call = call
+        self.assistant = assistant
         self.end_reason: EndReason | None = None
         self._settings = settings
-        self._greeting = greeting(call, voice, settings)
+        self._greeting = greeting(call, voice, settings, assistant)
+        self._voice = voice
+        self._notice = settings.recording_notice if settings.records(call.provider) else ""
         self._tasks: set[asyncio.Task[None]] = set()
 
         context = LLMContext()
-        agent = voice.agent(system_prompt(call, settings))
+        agent = voice.agent(
+            system_prompt(call, settings, assistant), assistant.llm_model if assistant else None
+        )
         if isinstance(agent, LLMService):
-            context.set_tools(ToolsSchema(standard_tools=[END_CALL_TOOL]))
+            schemas = [END_CALL_TOOL, *(tools.schemas() if tools else [])]
+            context.set_tools(ToolsSchema(standard_tools=schemas))
             agent.register_function("end_call", self._end_call_tool)
-        vad = voice.vad()
-        stt = voice.stt()
+            if tools is not None:
+                tools.register(agent)
+        language = assistant.language if assistant else None
+        vad = voice.vad(assistant.vad_stop_secs if assistant else None)
+        stt = voice.stt(language)
+        pause = USER_PAUSE_SECS
+        if assistant is not None and assistant.user_pause_secs is not None:
+            pause = assistant.user_pause_secs
         if isinstance(transport, TelephonyTransport):
             transport.follow(vad)
+        self._transport = transport
+        self._turn_stop = PatientSpeechTimeout(
+            vad,
+            user_speech_timeout=pause,
+            segmented_stt=getattr(stt, "marks_segments", False),
+        )
+        self._leaving = False
         aggregators = LLMContextAggregatorPair(
             context,
             user_params=LLMUserAggregatorParams(
                 vad_analyzer=vad,
-                user_turn_strategies=UserTurnStrategies(
-                    stop=[
-                        PatientSpeechTimeout(
-                            vad,
-                            user_speech_timeout=USER_PAUSE_SECS,
-                            segmented_stt=getattr(stt, "marks_segments", False),
-                        )
-                    ]
-                ),
+                user_turn_strategies=UserTurnStrategies(stop=[self._turn_stop]),
             ),
         )
+        self.aggregators = aggregators
         pipeline = Pipeline(
             [
                 transport.input(),
@@ -203,12 +161,13 @@ class Bot:
                 aggregators.user(),
                 caller_audio_end(),
                 *(
-                    [CalleeFirst(self._greeting, settings.outbound_greeting_wait_secs)]
+                    [CalleeFirst(self.opening, settings.outbound_greeting_wait_secs)]
                     if call.outbound
                     else []
                 ),
                 agent,
-                voice.tts(),
+                voice.tts(assistant.voice if assistant else None, language),
+                PromptPlayer(voice.greetings),
                 transport.output(),
                 bot_audio_end(),
                 aggregators.assistant(),
@@ -229,7 +188,7 @@ class Bot:
         @transport.event_handler("on_client_connected")
         async def _greet(_transport: BaseTransport, _ws: object) -> None:
             if not call.outbound:  # on a call we placed, CalleeFirst greets
-                await self.worker.queue_frame(TTSSpeakFrame(self._greeting))
+                await self.worker.queue_frames(await self.opening())
 
         @transport.event_handler("on_client_disconnected")
         async def _gone(_transport: BaseTransport, _ws: object) -> None:
@@ -254,11 +213,52 @@ class Bot:
                 task.cancel()
         return self.end_reason or EndReason.CALLER_HUNG_UP
 
+    async def opening(self) -> list[Frame]:
+        """What the bot says first: the recording notice, then the greeting (`opening`)."""
+        return await opening(
+            self._voice.greetings,
+            (
+                self._voice.voice_name(self.assistant.voice if self.assistant else None),
+                self.call.sample_rate,
+            ),
+            notice=self._notice,
+            greeting=self._greeting,
+            greeting_audio=self.call.parameters.get("greeting_audio"),
+            prompts_dir=self._settings.prompts_dir,
+        )
+
+    async def say(self, text: str) -> None:
+        """Speak `text` after what the bot is saying; `CallEnded` once it is over."""
+        self._check_live()
+        await self.worker.queue_frame(TTSSpeakFrame(text))
+
+    async def play(self, audio: bytes) -> None:
+        """Play PCM16 at the call's rate after what the bot says; `CallEnded` once it is over."""
+        self._check_live()
+        await self.worker.queue_frame(PromptFrame(audio=audio, sample_rate=self.call.sample_rate))
+
+    def _check_live(self) -> None:
+        if self.end_reason is not None or self.worker.has_finished():
+            raise CallEnded(f"call {self.call.call_sid} has ended")
+
     def caller_left(self) -> None:
-        """The caller hung up: stop at once, nothing left to say."""
+        """The caller hung up: stop once their last words are heard, nothing left to say."""
         if self.end_reason is None:
             self.end_reason = EndReason.CALLER_HUNG_UP
-        self._spawn(self.worker.cancel(reason="caller hung up"))
+        if not self._leaving:
+            self._leaving = True
+            self._spawn(self._hang_up())
+
+    async def _hang_up(self) -> None:
+        # Words said just before the hang-up are still in VAD and STT: let them reach
+        # the user aggregator, which writes them to the context (and the transcript)
+        # as the pipeline is cancelled.
+        try:
+            if isinstance(self._transport, TelephonyTransport):
+                await self._transport.line_goes_quiet(HANG_UP_QUIET_SECS)
+            await self._turn_stop.wait_caller_done(LAST_WORDS_SECS)
+        finally:
+            await self.worker.cancel(reason="caller hung up")
 
     async def say_goodbye(self, text: str, reason: EndReason) -> None:
         """Say `text`, let it play out, then end the call (used by drain)."""

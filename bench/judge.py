@@ -139,4 +139,34 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         ),
         "cpu_per_call": ratio(sb["cpu_per_call"], bl["cpu_per_call"]),
         "memory_per_call": ratio(sb["memory_mb_per_call"], bl["memory_mb_per_call"]),
+        **recording_cost(results),
+    }
+
+
+def recording_cost(results: dict[str, Any]) -> dict[str, Any]:
+    """Switchboard recording every call (RECORDING=local) against Switchboard not recording.
+
+    Replies are compared at the same number of calls: the largest step both held
+    at up to half of Switchboard's capacity, where latency is not yet the limit's.
+    """
+    sb, rec = results.get("switchboard"), results.get("switchboard_recording")
+    if not sb or not rec:
+        return {}
+    held = {s["calls"] for s in sb["steps"] if s["held"]} & {
+        s["calls"] for s in rec["steps"] if s["held"]
+    }
+    moderate = {calls for calls in held if calls <= max(1, sb["calls_per_core"] // 2)}
+    calls = max(moderate or held, default=None)
+    return {
+        "recording_compared_at_calls": calls,
+        "recording_response_overhead_p95": ratio(
+            report.p95(report.step_at(rec, calls), "response_overhead_ms"),
+            report.p95(report.step_at(sb, calls), "response_overhead_ms"),
+        ),
+        "recording_response_overhead_median": ratio(
+            (report.step_at(rec, calls) or {}).get("response_overhead_ms", {}).get("p50"),
+            (report.step_at(sb, calls) or {}).get("response_overhead_ms", {}).get("p50"),
+        ),
+        "recording_capacity": ratio(rec["calls_per_core"], sb["calls_per_core"]),
+        "recording_cpu_per_call": ratio(rec["cpu_per_call"], sb["cpu_per_call"]),
     }

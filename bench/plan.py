@@ -37,6 +37,8 @@ class Server:
     latency_limit_ms: float = LATENCY_LIMIT_MS
     steps: tuple[int, ...] = ()
     burst: bool = True  # also start BURST_CALLS calls within a second
+    # More than one: WORKERS processes on every core, the load generator among them.
+    workers: int = 1
 
 
 @dataclass
@@ -52,13 +54,23 @@ class Plan:
     server_core: int
     loadgen_core: int
     servers: list[Server] = field(default_factory=list)
+    cores: tuple[int, ...] = ()
 
 
 MODES = ("full", "quick", "smoke")
 
 
-def plan(mode: str, workdir: Path) -> Plan:
-    """The servers and steps for a full, quick, or smoke (CI: tiny N, no timing) run."""
+def plan(mode: str, workdir: Path, workers: bool = False, events: bool = False) -> Plan:
+    """The servers and steps for a full, quick, or smoke (CI: tiny N, no timing) run.
+
+    With `events`, Switchboard also runs with call events on (`switchboard_events`).
+
+    Args:
+        mode: `full`, `quick` or `smoke`.
+        workdir: Where the run's audio and logs go.
+        workers: Measure Switchboard with one worker against one per core instead.
+        events: Also measure Switchboard with call events on.
+    """
     cores = sorted(os.sched_getaffinity(0))
     server_core, loadgen_core = cores[0], cores[-1]
     clip = str(workdir / "clip.wav")
@@ -68,25 +80,29 @@ def plan(mode: str, workdir: Path) -> Plan:
     steps_by_mode: dict[str, dict[str, tuple[int, ...]]] = {
         "full": {
             "switchboard": (4, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192),
+            "switchboard_recording": (4, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160),
             "baseline": (2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 64),
             "baseline_smart_turn": (1, 2, 4, 6, 8, 12, 16),
             "offline": (1, 2, 3, 4, 5, 6, 8, 10),
         },
         "quick": {
             "switchboard": (4, 16, 32, 48, 64, 80, 96, 128, 160),
+            "switchboard_recording": (4, 16, 32, 48, 64, 80, 96, 128, 160),
             "baseline": (4, 8, 12, 16, 20, 24, 32, 40, 48, 64),
             "baseline_smart_turn": (1, 2, 4, 8, 12, 16),
             "offline": (1, 2, 3, 4, 6),
         },
-        "smoke": {"switchboard": (2,), "baseline": (2,)},
+        "smoke": {"switchboard": (2,), "switchboard_recording": (2,), "baseline": (2,)},
     }
     steps = steps_by_mode[mode]
+    if events:
+        steps["switchboard_events"] = steps["switchboard"]
+    bench_profile = [python, "-m", "bench.switchboard", "--profile", "bench", "--clip", clip, *data]
     servers = [
-        Server(
-            "switchboard",
-            [python, "-m", "bench.switchboard", "--profile", "bench", "--clip", clip, *data],
-            both,
-        ),
+        Server("switchboard", bench_profile, both),
+        Server("switchboard_events", [*bench_profile, "--events"], both),
+        # The same, recording every call: what RECORDING=local costs a reply.
+        Server("switchboard_recording", [*bench_profile, "--record"], both),
         Server(
             "baseline",
             [python, "-m", "bench.baseline", "--pause", str(USER_PAUSE_SECS), "--clip", clip],
@@ -105,6 +121,8 @@ def plan(mode: str, workdir: Path) -> Plan:
             burst=False,
         ),
     ]
+    if workers:
+        servers, steps = _workers_servers(mode, len(cores), servers[0], steps)
     return Plan(
         mode=mode,
         step_secs={"full": 40.0, "quick": 16.0, "smoke": 8.0}[mode],
@@ -115,4 +133,23 @@ def plan(mode: str, workdir: Path) -> Plan:
         server_core=server_core,
         loadgen_core=loadgen_core,
         servers=[dataclasses.replace(s, steps=steps[s.name]) for s in servers if s.name in steps],
+        cores=tuple(cores),
     )
+
+
+def _workers_servers(
+    mode: str, cores: int, switchboard: Server, steps: dict[str, tuple[int, ...]]
+) -> tuple[list[Server], dict[str, tuple[int, ...]]]:
+    """Switchboard as one process on one core, and as one worker per core (`WORKERS`)."""
+    many = dataclasses.replace(
+        switchboard,
+        name="switchboard_workers",
+        command=[*switchboard.command, "--workers", str(cores)],
+        workers=cores,
+        burst=False,
+    )
+    one = dataclasses.replace(switchboard, burst=False)
+    single = steps["switchboard"]
+    # The same steps, and as many again beyond them: the machine holds more.
+    more = tuple(sorted({*single, *(n * cores for n in single[-4:])}))
+    return [one, many], {"switchboard": single, "switchboard_workers": more}

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,27 +55,54 @@ def pin_threads(pid: int, core: int) -> None:
 
 
 def run_queue_wait(pid: int) -> float:
-    """Seconds a process has spent runnable but waiting for a CPU (/proc schedstat)."""
+    """Seconds a process (and its workers) spent runnable but waiting for a CPU (schedstat)."""
     try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+        return sum(
+            int(Path(f"/proc/{p}/schedstat").read_text().split()[1]) / 1e9
+            for p in process_tree(pid)
+        )
     except (OSError, IndexError, ValueError):
         return math.nan
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return math.nan
+    """Resident memory of a process and its children (a supervisor's workers), in MB."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+    return total or math.nan
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process it started, and theirs (/proc's children lists)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{tree[index]}/task").iterdir():
+                tree += [int(c) for c in (task / "children").read_text().split()]
+        index += 1
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used by `pid` and the processes it started that still run."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(member)
+    return total
 
 
 @contextlib.contextmanager
-def running_server(server: Server, core: int, workdir: Path) -> Iterator[tuple[int, int]]:
-    """Start `server` pinned to `core`; yield (pid, port) once it accepts connections."""
+def running_server(server: Server, plan: Plan, workdir: Path) -> Iterator[tuple[int, int]]:
+    """Start `server` pinned to its core (or cores); yield (pid, port) once it is up."""
     port = free_port()
     log = (workdir / f"{server.name}.log").open("w")
-    command = ["taskset", "-c", str(core), *server.command, "--port", str(port)]
+    cores = _cores(server, plan, plan.server_core)
+    command = ["taskset", "-c", cores, *server.command, "--port", str(port)]
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=raise_priority
     )
@@ -83,7 +111,7 @@ def running_server(server: Server, core: int, workdir: Path) -> Iterator[tuple[i
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"{server.name} exited: see {log.name}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            if _serving(port, server.workers):
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{server.name} did not start: see {log.name}")
@@ -99,13 +127,38 @@ def running_server(server: Server, core: int, workdir: Path) -> Iterator[tuple[i
         log.close()
 
 
+def _cores(server: Server, plan: Plan, core: int) -> str:
+    # Several workers take every core; the load generator then shares them.
+    return ",".join(map(str, plan.cores)) if server.workers > 1 else str(core)
+
+
+def _serving(port: int, workers: int) -> bool:
+    """Whether the server accepts connections, and with several workers, all serve."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), 0.2):
+            pass
+        if workers == 1:
+            return True
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as answer:
+            return len(json.loads(answer.read())["workers"]) == workers
+    except (OSError, KeyError, ValueError):
+        return False
+
+
 def run_load(
-    port: int, pid: int, calls: int, secs: float, ramp: float | None, plan: Plan, workdir: Path
+    port: int,
+    pid: int,
+    calls: int,
+    secs: float,
+    ramp: float | None,
+    plan: Plan,
+    workdir: Path,
+    server: Server,
 ) -> dict[str, Any]:
     """One load step: the load generator's results, and the server's CPU and memory."""
     out = workdir / "step.json"
     command = [
-        "taskset", "-c", str(plan.loadgen_core),
+        "taskset", "-c", _cores(server, plan, plan.loadgen_core),
         sys.executable, "-m", "bench.loadgen",
         "--url", f"ws://127.0.0.1:{port}/ws",
         "--calls", str(calls),
@@ -115,9 +168,10 @@ def run_load(
     ]  # fmt: skip
     if ramp is not None:
         command += ["--ramp", str(ramp)]
-    pin_threads(pid, plan.server_core)
+    if server.workers == 1:
+        pin_threads(pid, plan.server_core)
     rss_before = rss_mb(pid)
-    cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
+    cpu_before, wall_before = tree_cpu_seconds(pid), time.monotonic()
     wait_before = run_queue_wait(pid)
     loadgen = subprocess.Popen(command, cwd=ROOT, preexec_fn=raise_priority)
     peak_rss = rss_before
@@ -126,7 +180,7 @@ def run_load(
         with contextlib.suppress(OSError):
             peak_rss = max(peak_rss, rss_mb(pid))
     wall = time.monotonic() - wall_before
-    cpu = (cpu_seconds(pid) - cpu_before) / wall
+    cpu = (tree_cpu_seconds(pid) - cpu_before) / wall
     waited = (run_queue_wait(pid) - wait_before) / wall
     if loadgen.returncode != 0:
         raise RuntimeError(f"the load generator failed ({loadgen.returncode})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,17 @@ ROOT = Path(__file__).resolve().parent.parent
 # The README's benchmark table lives between these lines.
 BEGIN = "<!-- bench:begin (written by bench/report.py) -->"
 END = "<!-- bench:end -->"
+# And the table of `bench.run --workers` (results in WORKERS_RESULTS) between these.
+WORKERS = (
+    "<!-- bench-workers:begin (written by bench/report.py) -->",
+    "<!-- bench-workers:end -->",
+)
+WORKERS_RESULTS = "workers.json"
 PLOT_NAME = "latency_vs_calls.png"
 SERVERS = {
     "switchboard": "Switchboard",
+    "switchboard_events": "Switchboard, events on",
+    "switchboard_recording": "Switchboard, RECORDING=local",
     "baseline": "Stock Pipecat",
     "baseline_smart_turn": "Stock Pipecat, Smart Turn",
     "offline": "Switchboard, Whisper + Piper",
@@ -106,13 +115,79 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join([*lines, "", measured])
 
 
-def update_readme(results: dict[str, Any], readme: Path) -> None:
-    """Put `table(results)` between the README's benchmark markers."""
+def workers_ratio(results: dict[str, Any]) -> dict[str, Any]:
+    """Calls the machine held with a worker per core, against one process on one core."""
+    one, many = results.get("switchboard"), results.get("switchboard_workers")
+    if not one or not many:
+        return {}
+    return {"capacity": _ratio(many["calls_per_core"], one["calls_per_core"])}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 2)
+
+
+def workers_table(results: dict[str, Any]) -> str:
+    """`bench.run --workers` as a Markdown table: one worker, then one per core."""
+    one, many = results["switchboard"], results["switchboard_workers"]
+    cores = len(results["method"]["cores"])
+
+    def at_capacity(entry: dict[str, Any], key: str) -> str:
+        step = entry.get("at_capacity")
+        return _ms(p95(step, key)) if step else "–"
+
+    def cpu(entry: dict[str, Any]) -> str:
+        step = entry.get("at_capacity")
+        return f"{step['server_cpu'] * 100:.0f} %" if step else "–"
+
+    def loadgen(entry: dict[str, Any]) -> str:
+        step = entry.get("at_capacity")
+        return f"{step['loadgen_cpu'] * 100:.0f} %" if step else "–"
+
+    def waited(entry: dict[str, Any]) -> str:
+        step = entry.get("at_capacity")
+        return f"{step['server_cpu_wait'] * 100:.0f} %" if step else "–"
+
+    rows = [
+        ("Calls held", lambda e: f"**{e['calls_per_core']}**"),
+        ("Reply overhead p95 at that load", lambda e: at_capacity(e, "response_overhead_ms")),
+        ("Server CPU at that load (100 % = one core)", cpu),
+        ("Load generator CPU at that load", loadgen),
+        ("Server runnable but waiting for a core (load generator, other work)", waited),
+    ]
+    lines = [
+        f"| | 1 worker, 1 core | WORKERS={cores}, {cores} cores shared with the load generator "
+        "| ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    ratio = f"**{_times(results['ratio'].get('capacity'))}**"
+    for label, cell in rows:
+        headline = ratio if label == "Calls held" else ""
+        lines.append(f"| {label} | {cell(one)} | {cell(many)} | {headline} |")
+    m = results["machine"]
+    measured = (
+        f"Measured {results['generated']} ({results['mode']} mode, "
+        f"{results['elapsed_secs'] // 60} min) on {m['cpu_model']}, {m['cores']} cores; the "
+        "load generator runs on the same machine (on the other core for 1 worker, "
+        "sharing every core with the workers for WORKERS)."
+    )
+    return "\n".join([*lines, "", measured])
+
+
+def update_readme(
+    results: dict[str, Any],
+    readme: Path,
+    render: Callable[[dict[str, Any]], str] | None = None,
+    markers: tuple[str, str] = (BEGIN, END),
+) -> None:
+    """Put `render(results)` (default: `table`) between the README's benchmark markers."""
+    render = render or table
+    first, last = markers
     text = readme.read_text()
-    begin, end = text.find(BEGIN), text.find(END)
+    begin, end = text.find(first), text.find(last)
     if begin < 0 or end < begin:
-        raise ValueError(f"{readme} has no {BEGIN} … {END} section")
-    readme.write_text(text[: begin + len(BEGIN)] + "\n" + table(results) + "\n" + text[end:])
+        raise ValueError(f"{readme} has no {first} … {last} section")
+    readme.write_text(text[: begin + len(first)] + "\n" + render(results) + "\n" + text[end:])
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -161,7 +236,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Render the README section and the plot from a results file."""
+    """Render the README sections and the plot from the results files."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
@@ -169,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     results = json.loads((args.results / "latest.json").read_text())
     plot(results, args.results / PLOT_NAME)
     update_readme(results, args.readme)
+    if (workers := args.results / WORKERS_RESULTS).exists():
+        update_readme(json.loads(workers.read_text()), args.readme, workers_table, WORKERS)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python -m bench.run                 # full: about 20 minutes
     BENCH_QUICK=1 python -m bench.run   # quick: under ten minutes
     python -m bench.run --mode smoke --out /tmp/x   # CI: two calls, no timing judged
+    python -m bench.run --workers       # one worker against one per core (WORKERS)
 
 For each server it starts the server pinned to one core (`taskset`), runs the
 load generator pinned to another, and steps the number of concurrent calls up
@@ -17,9 +18,15 @@ time and the user-turn pause. What is left is what the server and framework
 add. Servers:
 
     switchboard          Switchboard with the instant bench services
+    switchboard_events   the same with call events on (`--events`), to a receiver off-core
     baseline             Pipecat's Twilio example, same services and turn pause
     baseline_smart_turn  the example verbatim: default turn strategy (Smart Turn v3)
     offline              Switchboard with the real offline stack (Whisper + Piper)
+
+With `--workers`, the run measures instead Switchboard as one process on one
+core against `WORKERS` = one per core, on every core: calls per machine. The
+load generator then shares the cores with the workers (there are no others),
+and its CPU is reported beside. Results go to `bench/results/workers.json`.
 
 The server and the load generator run in a session of their own at nice -10
 where allowed: on a shared machine, someone else's build otherwise sets the
@@ -44,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from bench import report
-from bench.judge import memory_per_call, ratios, summarize
+from bench.judge import memory_per_call, ratios, recording_cost, summarize
 from bench.plan import (
     BACKLOG_LIMIT_MS,
     LATENCY_LIMIT_MS,
@@ -91,17 +98,18 @@ def measure(server: Server, plan: Plan, workdir: Path) -> dict[str, Any]:
     """Step one server's load up to its capacity; then half capacity and a burst."""
     print(f"== {server.name}", flush=True)
     steps: list[dict[str, Any]] = []
-    with running_server(server, plan.server_core, workdir) as (pid, port):
+    with running_server(server, plan, workdir) as (pid, port):
         idle_rss = rss_mb(pid)
         if plan.warmup_secs:
-            run_load(port, pid, 1, plan.warmup_secs, None, plan, workdir)
+            run_load(port, pid, 1, plan.warmup_secs, None, plan, workdir, server)
 
         def step(
             calls: int, phase: str, secs: float = plan.step_secs, ramp: float | None = None
         ) -> dict[str, Any]:
             if phase != "ascending" or calls != server.steps[0]:
                 time.sleep(1.5)  # let the previous calls' pipelines wind down
-            summary = summarize(run_load(port, pid, calls, secs, ramp, plan, workdir), server)
+            load = run_load(port, pid, calls, secs, ramp, plan, workdir, server)
+            summary = summarize(load, server)
             summary["phase"] = phase
             overhead = summary["response_overhead_ms"]
             print(
@@ -189,13 +197,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=MODES, default=default_mode)
     parser.add_argument("--servers", default="", help="comma-separated subset to run")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
+    parser.add_argument(
+        "--workers", action="store_true", help="one worker against one per core (WORKERS)"
+    )
+    parser.add_argument("--events", action="store_true", help="also Switchboard with events on")
     args = parser.parse_args(argv)
     only = [s for s in args.servers.split(",") if s]
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
-        the_plan = plan(args.mode, workdir)
+        the_plan = plan(args.mode, workdir, workers=args.workers, events=args.events)
         audio = prepare_audio(workdir)
         results: dict[str, Any] = {
             "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -204,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             "method": {
                 "server_core": the_plan.server_core,
                 "loadgen_core": the_plan.loadgen_core,
+                "cores": list(the_plan.cores),
                 "step_secs": the_plan.step_secs,
                 "latency_limit_ms": LATENCY_LIMIT_MS,
                 "lateness_limit_ms": LATENESS_LIMIT_MS,
@@ -223,15 +236,30 @@ def main(argv: list[str] | None = None) -> None:
                 if log.exists():
                     print(log.read_text()[-3000:], file=sys.stderr)
                 raise
+    results["elapsed_secs"] = round(time.monotonic() - began)
+    if args.workers:
+        write_workers(results, args.out)
+        return
     if results.get("switchboard") and results.get("baseline"):
         results["ratio"] = ratios(results)
-    results["elapsed_secs"] = round(time.monotonic() - began)
+    elif cost := recording_cost(results):  # a run of the two Switchboards only
+        results["ratio"] = cost
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     report.plot(results, args.out / report.PLOT_NAME)
     if args.out.resolve() == RESULTS.resolve():
         report.update_readme(results, ROOT / "README.md")
     print(json.dumps(results.get("ratio", {}), indent=2))
     print(f"wrote {args.out / 'latest.json'} in {results['elapsed_secs']} s")
+
+
+def write_workers(results: dict[str, Any], out: Path) -> None:
+    """The one-worker against every-core results, and their README table."""
+    results["ratio"] = report.workers_ratio(results)
+    (out / report.WORKERS_RESULTS).write_text(json.dumps(results, indent=2) + "\n")
+    if out.resolve() == RESULTS.resolve():
+        report.update_readme(results, ROOT / "README.md", report.workers_table, report.WORKERS)
+    print(report.workers_table(results))
+    print(f"wrote {out / report.WORKERS_RESULTS} in {results['elapsed_secs']} s")
 
 
 if __name__ == "__main__":

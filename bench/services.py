@@ -142,14 +142,14 @@ class BenchVoiceStack(VoiceStack):
         """The bench LLM stands for an LLM: Switchboard greets with its configured greeting."""
         return False
 
-    def stt(self) -> FrameProcessor:
+    def stt(self, language: str | None = None) -> FrameProcessor:
         """A call's instant STT."""
         return BenchSTT()
 
-    def agent(self, instructions: str = "") -> FrameProcessor:
+    def agent(self, instructions: str = "", model: str | None = None) -> FrameProcessor:
         """A call's instant LLM (it follows no instructions)."""
         return BenchLLM()
 
-    def tts(self) -> FrameProcessor:
+    def tts(self, voice: str | None = None, language: str | None = None) -> FrameProcessor:
         """A call's instant TTS."""
         return BenchTTS(self.clip)

@@ -17,22 +17,29 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import replace
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import PlainTextResponse
 from loguru import logger
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 
 from bot import Bot, EndReason
 from calls.tokens import check_token
+from config.recording import RecordingMode
 from deps import (
     AdmissionDep,
+    AssistantsDep,
     AttemptsDep,
     HandshakesDep,
     MetricsDep,
+    RecordingsDep,
     RecordsDep,
     SettingsDep,
+    ToolClientDep,
     VoiceDep,
 )
+from ops.admission import proxy_retries
 from ops.metrics import Metrics, StreamRefusal
 from records.attempts import AttemptStore
 from settings import Settings
@@ -48,6 +55,7 @@ from telephony import (
 )
 from telephony.access import admitted_providers, confirm
 from telephony.stream_token import TokenError
+from tools.calls import CallTools, caller_identity
 from urls import public_base, stream_url
 from voice.pipecat.fastpath import TelephonyTransport
 
@@ -70,9 +78,16 @@ async def media_stream(
     handshakes: HandshakesDep,
     metrics: MetricsDep,
     records: RecordsDep,
+    assistants: AssistantsDep,
+    tool_client: ToolClientDep,
+    recordings: RecordingsDep,
     attempts: AttemptsDep,
 ) -> None:
     """Run one call, from its `start` message to its hang-up."""
+    if (refusal := admission.refusal) is not None and proxy_retries(websocket):
+        # The proxy passes the stream on to another replica: it never reached this one.
+        await websocket.send_denial_response(PlainTextResponse(f"busy: {refusal}", 503))
+        return
     with handshakes.slot() as may_handshake:
         await websocket.accept()
         accepted_at = time.monotonic()
@@ -98,40 +113,72 @@ async def media_stream(
             )
             await refuse(websocket, WS_TRY_AGAIN_LATER, f"busy: {admission.refusal}")
             return
+        choice = assistants.for_call(call)
+        if assistants.path is not None:  # the record and events name the assistant
+            call = replace(call, parameters={**call.parameters, "assistant": choice.assistant.name})
         events = CallEvents()
         recording = records.recording(call)
+        tape = None
+        if settings.recording is RecordingMode.LOCAL:
+            tape = await recordings.start(call)
+            if tape is not None:
+                recording.set_recording("local", tape.path.name)
+        elif settings.recording is RecordingMode.TWILIO:
+            recordings.ask_twilio(settings, call, public_base(websocket, settings))
+
+        async def finish(reason: EndReason) -> None:
+            # The recording ends with the call, and is kept once the record has ended.
+            if tape is not None:
+                await tape.close()
+            await recording.end(reason)
+            if tape is not None:
+                recordings.keep(tape)
+
         try:
+            serializer = serializer_for(call, settings, events)
             transport = TelephonyTransport(
                 websocket,
                 FastAPIWebsocketParams(
                     audio_in_enabled=True,
                     audio_out_enabled=True,
                     add_wav_header=False,
-                    serializer=serializer_for(call, settings, events),
+                    serializer=tape.serializer(serializer) if tape else serializer,
                     allowed_origins=[],  # Twilio's websocket has no Origin header
                     **transport_options(call),
                 ),
                 audio_in_frame_ms=settings.audio_in_frame_ms,
             )
-            bot = Bot(call, transport, voice, settings, observers=recording.observers)
-            metrics.watch(bot.worker, call.direction, accepted_at)
+            tools = CallTools(
+                choice.tools,
+                tool_client,
+                caller_identity(call, choice.assistant.name),
+                filler=choice.assistant.filler,
+                metrics=tool_client.metrics,
+                on_called=lambda name, arguments, outcome: recording.tool_called(
+                    name, arguments, outcome.result, **outcome.details
+                ),
+            )
+            bot = Bot(call, transport, voice, settings, assistant=choice.assistant, tools=tools)
+            recording.follow(bot.aggregators)
+            metrics.watch(bot.worker, call.direction, accepted_at, recording.add_reply_latency)
         except Exception:
             logger.exception("Could not set the call up")
-            await recording.end(EndReason.ERROR)
+            await finish(EndReason.ERROR)
             await refuse(websocket, WS_INTERNAL_ERROR, "the server could not set the call up")
             return
         events.on_stop(bot.caller_left)
         admission.add(bot)
+        named = f", assistant {choice.assistant.name}" if assistants.path is not None else ""
         logger.info(
             f"Call started ({call.provider}, {call.direction}, "
-            f"from {call.from_number} to {call.to_number})"
+            f"from {call.from_number} to {call.to_number}{named})"
         )
         reason = EndReason.ERROR
         try:
             reason = await bot.run()
         finally:
             admission.remove(bot)
-            await recording.end(reason)
+            await finish(reason)
         logger.info(f"Call ended: {reason}")
         metrics.call_ended(call.direction, reason, time.monotonic() - accepted_at)
 

@@ -24,10 +24,13 @@ from urllib.parse import urlencode
 from loguru import logger
 
 import twiml
+from config.recording import RecordingMode
 from dialout import exotel as exotel_api
+from dialout import twilio as twilio_api
 from dialout.placing import CallNotPlaced, PlacedCall
 from dialout.request import DialoutRequest
 from dialout.twilio import TwilioCalls
+from recording.twilio import recording_fields
 from settings import Settings
 
 TWIML_LIMIT = 4000  # Twilio's limit on inline TwiML (error 32018)
@@ -104,19 +107,32 @@ class TwilioPlacer:
                 f"The call's TwiML would be {len(document)} characters, over Twilio's "
                 f"{TWIML_LIMIT}: shorten the parameters",
             )
-        return PreparedCall(
-            from_number,
-            lambda: self._calls.place(
-                to=request.to,
-                from_number=from_number,
-                twiml=document,
-                status_callback=f"{base}/status?{urlencode({'attempt': attempt_id})}",
-                machine_detection=request.machine_detection,
-                ring_timeout=request.timeout,
-                time_limit=request.time_limit,
-                record=request.record,
-            ),
-        )
+        # RECORDING=twilio records every call from its creation, unless the request says not to.
+        recorded = self._settings.recording is RecordingMode.TWILIO and request.record is not False
+        status_callback = f"{base}/status?{urlencode({'attempt': attempt_id})}"
+
+        async def send() -> PlacedCall:
+            try:
+                return await self._calls.place(
+                    to=request.to,
+                    from_number=from_number,
+                    twiml=document,
+                    status_callback=status_callback,
+                    machine_detection=request.machine_detection,
+                    ring_timeout=request.timeout,
+                    time_limit=request.time_limit,
+                    record=True if recorded else request.record,
+                    recording=recording_fields(base),
+                )
+            except CallNotPlaced as e:
+                # A caller id the request chose is the request's fault (the default is the
+                # server's).
+                if request.from_ and e.twilio_code in twilio_api.FROM_NUMBER_CODES:
+                    detail = f"Twilio cannot call from {request.from_}: {e.detail}"
+                    raise CallNotPlaced(422, detail, twilio_code=e.twilio_code) from None
+                raise
+
+        return PreparedCall(from_number, send)
 
     async def aclose(self) -> None:
         await self._calls.aclose()

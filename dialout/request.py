@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from telephony.call_info import RESERVED_PARAMETERS
 
@@ -23,16 +23,39 @@ class DialoutRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    provider: str = Field("twilio", description="Who places the call: twilio or exotel.")
-    to: str = Field(description="The number to call, E.164, e.g. +15551234567.")
+    provider: str = Field(
+        "twilio",
+        description="Who places the call: twilio or exotel.",
+        json_schema_extra={"enum": ["twilio", "exotel"]},
+    )
+    to: str = Field(
+        description="The number to call, E.164, e.g. +15551234567.",
+        json_schema_extra={"pattern": f"^{E164.pattern}$"},
+    )
     from_: str | None = Field(
         None,
         alias="from",
         description="Caller id, E.164; default TWILIO_PHONE_NUMBER (EXOTEL_CALLER_ID).",
+        json_schema_extra={"pattern": f"^{E164.pattern}$"},
     )
     parameters: dict[str, str] = Field(
         default_factory=dict,
         description="Data for the bot (customer id, campaign, `greeting`, `system_prompt`).",
+        json_schema_extra={
+            "maxProperties": MAX_PARAMETERS,
+            "propertyNames": {
+                "pattern": f"^{PARAMETER_NAME.pattern}$",
+                "not": {"enum": list[JsonValue](sorted(RESERVED_PARAMETERS))},
+            },
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": MAX_PARAMETER_VALUE,
+                "pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ufffe\\uffff]*$",
+            },
+        },
+    )
+    assistant: str | None = Field(
+        None, max_length=64, description="The assistant that talks to the callee; else the default."
     )
     machine_detection: Literal["Enable", "DetectMessageEnd"] | None = None
     timeout: int | None = Field(None, ge=5, le=600, description="Seconds to let it ring.")

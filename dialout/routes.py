@@ -21,23 +21,34 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 from loguru import logger
 
+from assistants.registry import ASSISTANT_PARAMETER
 from deps import (
+    KEY_REFUSED,
     ApiKeyDep,
+    AssistantsDep,
     CallStatusDep,
     CapacityDep,
     OncePlacerDep,
     PlacersDep,
     SettingsDep,
+    refusal,
 )
 from dialout.idempotency import OncePlacer, request_hash
 from dialout.placers import EXOTEL_STATUS_PATH, exotel_status_token, placers_for
 from dialout.placing import CallNotPlaced
 from dialout.request import DialoutAnswer, DialoutRequest
 from records.attempts import Attempt, is_attempt_id, new_attempt_id
+from telephony.callbacks import (
+    EXOTEL_STATUS_CALLBACK,
+    EXOTEL_TOKEN,
+    NO_CONTENT,
+    STATUS_CALLBACK,
+    TWILIO_SIGNED,
+)
 from telephony.twilio import unsigned_refusal
 from urls import configured_base
 
@@ -80,7 +91,19 @@ def _redacted(number: str) -> str:
     "/dialout",
     status_code=201,
     response_model=DialoutAnswer,
-    responses={409: {"description": "A request with this Idempotency-Key is being placed"}},
+    responses={
+        **KEY_REFUSED,
+        403: refusal("Outside DIALOUT_ALLOWED_PREFIXES, or the provider's geo permissions"),
+        400: refusal("A body that is not JSON"),
+        409: refusal("A request with this Idempotency-Key is being placed"),
+        422: refusal("A bad request, a number the provider rejects, no caller id, or a reused key"),
+        502: refusal("The provider refused the server's credentials, or the connection dropped"),
+        503: refusal(
+            "Draining, at capacity, the provider rate-limits or is unreachable, or the "
+            "call records cannot be written"
+        ),
+        504: refusal("The provider did not answer in time: the call may exist (status_url)"),
+    },
 )
 async def place_call(
     body: DialoutRequest,
@@ -89,6 +112,7 @@ async def place_call(
     _capacity: CapacityDep,
     settings: SettingsDep,
     placers: PlacersDep,
+    assistants: AssistantsDep,
     once: OncePlacerDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -96,6 +120,16 @@ async def place_call(
     placer = placers.get(body.provider)
     if placer is None:
         return refused(422, f"Unknown provider {body.provider[:40]!r}: one of {', '.join(placers)}")
+    wanted = body.assistant
+    if wanted is None and assistants.path is not None:  # without a file it is plain call data
+        wanted = body.parameters.get(ASSISTANT_PARAMETER)
+    if wanted is not None:
+        if assistants.named(wanted) is None:
+            names = ", ".join(a.name for a in assistants.all())
+            return refused(422, f"No assistant named {wanted[:64]!r}: one of {names}")
+        # It rides to the stream as a <Parameter>, like the caller's own data.
+        parameters = {**body.parameters, ASSISTANT_PARAMETER: wanted}
+        body = body.model_copy(update={"parameters": parameters})
     prefixes = settings.dialout_allowed_prefixes
     if prefixes and not body.to.startswith(tuple(prefixes)):
         logger.warning(f"Dial-out refused: {_redacted(body.to)} is outside the allowed prefixes")
@@ -133,7 +167,13 @@ def _int_or_none(value: object) -> int | None:
         return None
 
 
-@router.post("/status", status_code=204)
+@router.post(
+    "/status",
+    status_code=204,
+    response_class=Response,
+    responses={204: NO_CONTENT, **TWILIO_SIGNED},
+    openapi_extra=STATUS_CALLBACK,
+)
 async def status_callback(
     request: Request, settings: SettingsDep, store: CallStatusDep
 ) -> Response:
@@ -169,18 +209,42 @@ async def status_callback(
 EXOTEL_ANSWERED = "answered"
 
 
-@router.post(EXOTEL_STATUS_PATH + "/{token}", status_code=204)
-@router.post(EXOTEL_STATUS_PATH, status_code=204, include_in_schema=False)  # `?token=`, before
+ExotelToken = Annotated[
+    str, Path(description="The secret the callback URL carries (derived from DIALOUT_API_KEY)")
+]
+
+
+@router.post(
+    EXOTEL_STATUS_PATH + "/{token}",
+    status_code=204,
+    response_class=Response,
+    responses={204: NO_CONTENT, **EXOTEL_TOKEN},
+    openapi_extra=EXOTEL_STATUS_CALLBACK,
+)
 async def exotel_status_callback(
-    request: Request, settings: SettingsDep, store: CallStatusDep, token: str = ""
+    request: Request, settings: SettingsDep, store: CallStatusDep, token: ExotelToken
 ) -> Response:
     """Exotel's report on a call it placed for us: keep its latest status.
 
     Exotel posts `CallSid`, `Status` (completed, failed, busy, no-answer),
     `EventType` (answered, terminal) and `ConversationDuration`, form-encoded or
     as JSON. It signs nothing: the URL's `token` is the credential. It rides in the
-    path, which the access log does not show (calls placed before it did took `?token=`).
+    path, which the access log does not show unredacted.
     """
+    return await _exotel_status(request, settings, store, token)
+
+
+@router.post(EXOTEL_STATUS_PATH, status_code=204, include_in_schema=False)
+async def exotel_status_callback_with_query_token(
+    request: Request, settings: SettingsDep, store: CallStatusDep
+) -> Response:
+    """The same, for calls placed before the token moved from `?token=` into the path."""
+    return await _exotel_status(request, settings, store, request.query_params.get("token", ""))
+
+
+async def _exotel_status(
+    request: Request, settings: SettingsDep, store: CallStatusDep, token: str
+) -> Response:
     if settings.dialout_api_key is None or not secrets.compare_digest(
         token.encode(), exotel_status_token(settings).encode()
     ):
@@ -188,7 +252,12 @@ async def exotel_status_callback(
         return Response("invalid token", status_code=403, media_type="text/plain")
     fields = await _exotel_fields(request)
     if fields is None:
-        return Response("a form or JSON object is required", 400, media_type="text/plain")
+        return Response(
+            "a form, or a JSON object whose CallSid, Status and EventType are strings "
+            "(and ConversationDuration a number)",
+            400,
+            media_type="text/plain",
+        )
     call_sid = str(fields.get("CallSid") or "")
     event = str(fields.get("EventType") or "").lower()
     status = "in-progress" if event == EXOTEL_ANSWERED else str(fields.get("Status") or "")
@@ -222,5 +291,14 @@ async def _exotel_fields(request: Request) -> dict[str, object] | None:
             body = json.loads(await request.body())
         except ValueError:
             return None
-        return body if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            return None
+        # A status or id that is not text would be stored as its Python repr.
+        texts = ("CallSid", "Status", "EventType")
+        if any(not isinstance(body.get(name, ""), str) for name in texts):
+            return None
+        duration = body.get("ConversationDuration", "")
+        if isinstance(duration, bool) or not isinstance(duration, str | int):
+            return None
+        return body
     return dict(await request.form())

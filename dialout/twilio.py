@@ -1,8 +1,9 @@
 """Placing calls through Twilio's REST API, and what to answer when Twilio refuses.
 
-Calls are created with twilio-python's own async client against
-`TWILIO_API_BASE_URL`. Every failure becomes `telephony.placing.CallNotPlaced`:
-the HTTP answer to give (status, detail, Twilio's code, Retry-After).
+Calls are created with twilio-python's own async client against the host
+`telephony.twilio_rest` names (regional, or `TWILIO_API_BASE_URL`). Every failure
+becomes `telephony.placing.CallNotPlaced`: the HTTP answer to give (status,
+detail, Twilio's code, Retry-After).
 
 A `TwilioRestException` is never turned into text with `str()`: on a terminal it
 holds ANSI colour codes. Its `code`, `msg` and `status` are read instead.
@@ -11,7 +12,7 @@ holds ANSI colour codes. Its `code`, `msg` and `status` are read instead.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import aiohttp
 from loguru import logger
@@ -27,8 +28,8 @@ from dialout.placing import (
     PlacedCall,
 )
 from settings import Settings
+from telephony.twilio_rest import rest_client
 
-DEFAULT_API_BASE = "https://api.twilio.com"
 STATUS_CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 # Twilio answers a create in well under a second; past this it is unreachable or overloaded.
 REQUEST_TIMEOUT_SECS = 15.0
@@ -36,6 +37,8 @@ REQUEST_TIMEOUT_SECS = 15.0
 # Twilio error codes (https://www.twilio.com/docs/api/errors) and how each is answered.
 BAD_NUMBER_CODES = frozenset({21211, 21214, 21217})  # invalid, unreachable, not a valid number
 GEO_PERMISSION_CODE = 21215  # the account may not call that country
+# The caller id is invalid, or not one of the account's numbers: the fault of whoever chose it.
+FROM_NUMBER_CODES = frozenset({21210, 21212})
 BAD_CREDENTIALS_CODE = 20003
 RATE_LIMITED_CODE = 20429
 TWILIO_MESSAGE_PREFIX = "Unable to create record: "
@@ -105,24 +108,12 @@ class TwilioCalls:
 
     def _get_client(self) -> Client:
         if self._client is None:
-            token = self._settings.twilio_auth_token
-            if not self._settings.twilio_account_sid or token is None:
+            try:
+                self._client, self._http = rest_client(self._settings)
+            except ValueError:
                 raise CallNotPlaced(
                     503, "Dial-out needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN on the server"
-                )
-            # No retries: a create that timed out may have placed the call.
-            self._http = AsyncTwilioHttpClient()
-            client = Client(
-                self._settings.twilio_account_sid,
-                token.get_secret_value(),
-                http_client=self._http,
-            )
-            base = str(self._settings.twilio_api_base_url).rstrip("/")
-            if base != DEFAULT_API_BASE:
-                # Another host: Twilio's edge/region host rewriting must not touch it.
-                client.api.base_url = base
-                client.edge = client.region = None
-            self._client = client
+                ) from None
         return self._client
 
     async def place(
@@ -136,6 +127,7 @@ class TwilioCalls:
         ring_timeout: int | None = None,
         time_limit: int | None = None,
         record: bool | None = None,
+        recording: Mapping[str, object] | None = None,
         events: Sequence[str] = STATUS_CALLBACK_EVENTS,
     ) -> PlacedCall:
         """Ask Twilio to call `to` and run `twiml` once answered.
@@ -149,6 +141,8 @@ class TwilioCalls:
             ring_timeout: Seconds to let the phone ring.
             time_limit: Longest the call may last, in seconds.
             record: Whether Twilio records the call.
+            recording: With `record`, how (`recording.twilio.recording_fields`: dual
+                channel, reported to this server).
             events: The progress events to receive.
 
         Raises:
@@ -160,6 +154,7 @@ class TwilioCalls:
             "timeout": ring_timeout,
             "time_limit": time_limit,
             "record": record,
+            **(recording if record and recording else {}),
         }
         try:
             # twilio-python's async client does not apply its own timeout.

@@ -10,24 +10,44 @@ the media stream closes with 1013 (try again later) and `/dialout` answers 503
 with `Retry-After` (`require_capacity`).
 
 The calls themselves (their bots) are registered here too, by call SID, for the
-drain's goodbye and the active-calls gauge.
+drain's goodbye and the active-calls gauge; `on_change` listeners hear of every
+change (the gauge, and the state a worker shares with its siblings).
+
+Behind a proxy that tries another replica when one answers 503 (the shipped
+nginx configuration, `deploy/compose/nginx.conf`, which says so in the
+`X-Switchboard-Proxy-Retries` request header), a refused webhook or media
+stream is answered 503 instead, before anything is recorded: the proxy passes
+it on, and answers the busy TwiML itself when every replica refused.
+
+With several workers on one machine (`ops/machine.py`), a question that is
+only asked (the webhook, `/readyz`, `/dialout`) is answered for the machine:
+`machine_refusal` says no only when no worker has room.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from fastapi import HTTPException
+from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
     from bot import Bot
+    from ops.machine import Machine
 
 # A load balancer, or a dial-out client, should try again (elsewhere) after this long.
 RETRY_AFTER_SECS = 10
+# Set by a proxy that passes a 503 on to the next replica.
+PROXY_RETRIES_HEADER = "x-switchboard-proxy-retries"
+
+
+def proxy_retries(connection: HTTPConnection) -> bool:
+    """Whether the proxy in front tries another replica when this one answers 503."""
+    return connection.headers.get(PROXY_RETRIES_HEADER) == "1"
 
 
 class Refusal(StrEnum):
@@ -48,6 +68,17 @@ class Admission:
         self._idle = asyncio.Event()
         self._idle.set()
         self._bots: dict[str, Bot] = {}
+        self._listeners: list[Callable[[Admission], None]] = []
+        # The other workers of this machine, when there are (set by `server.create_app`).
+        self.machine: Machine | None = None
+
+    def on_change(self, listener: Callable[[Admission], None]) -> None:
+        """Call `listener(self)` after every change of the calls or of draining."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener(self)
 
     @property
     def live(self) -> int:
@@ -68,12 +99,21 @@ class Admission:
             return Refusal.AT_CAPACITY
         return None
 
+    @property
+    def machine_refusal(self) -> Refusal | None:
+        """Why this machine would refuse a new call: at capacity only when every worker is."""
+        refusal = self.refusal
+        if refusal is Refusal.AT_CAPACITY and self.machine and self.machine.others_have_room():
+            return None
+        return refusal
+
     def try_admit(self) -> bool:
         """Take a slot for a new call, unless `refusal` says no; `release` gives it back."""
         if self.refusal is not None:
             return False
         self._live += 1
         self._idle.clear()
+        self._changed()
         return True
 
     def release(self) -> None:
@@ -82,6 +122,7 @@ class Admission:
         if self._live <= 0:
             self._live = 0
             self._idle.set()
+        self._changed()
 
     @contextmanager
     def admit(self) -> Iterator[bool]:
@@ -96,15 +137,22 @@ class Admission:
     def start_draining(self) -> None:
         """Refuse every new call from now on; live calls go on."""
         self.draining = True
+        self._changed()
 
     def add(self, bot: Bot) -> None:
         """Track a call from its pipeline's start."""
         self._bots[bot.call.call_sid] = bot
+        self._changed()
 
     def remove(self, bot: Bot) -> None:
         """Forget a call once its pipeline has ended."""
         if self._bots.get(bot.call.call_sid) is bot:
             del self._bots[bot.call.call_sid]
+            self._changed()
+
+    def bot(self, call_sid: str) -> Bot | None:
+        """The bot of a live call on this process, if there is one."""
+        return self._bots.get(call_sid)
 
     def bots(self) -> list[Bot]:
         """The live calls' bots."""
@@ -131,7 +179,7 @@ def require_capacity(admission: Admission) -> None:
     Raises:
         HTTPException: 503 while draining or at capacity.
     """
-    if (refusal := admission.refusal) is not None:
+    if (refusal := admission.machine_refusal) is not None:
         raise HTTPException(
             status_code=503,
             detail=f"this server takes no new calls now: {refusal}",

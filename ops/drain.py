@@ -12,11 +12,15 @@ first SIGTERM (or SIGINT) as a request to drain:
     4. only then let uvicorn shut down; the process exits 0.
 
 A second SIGTERM or SIGINT stops at once, the way plain uvicorn does.
+
+A worker of several (ops/workers.py) also drains when its supervisor asks
+(a file, see ops/machine.py) or is gone, and listens on the machine's shared port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 from types import FrameType
@@ -28,6 +32,7 @@ from loguru import logger
 from bot import EndReason
 from ops.admission import Admission
 from ops.logs import NO_CALL
+from ops.machine import Machine, listening_socket
 from settings import Settings
 
 DRAIN_GOODBYE = "Sorry, this service is restarting. Please call again. Goodbye."
@@ -46,6 +51,7 @@ class DrainingServer(uvicorn.Server):
         admission: Admission,
         drain_timeout: float,
         goodbye_timeout: float = GOODBYE_TIMEOUT_SECS,
+        machine: Machine | None = None,
     ) -> None:
         """Serve `config`, draining the calls of `admission` on exit.
 
@@ -55,8 +61,11 @@ class DrainingServer(uvicorn.Server):
                 live calls are told goodbye when the drain times out.
             drain_timeout: Seconds live calls may go on once the drain starts.
             goodbye_timeout: Seconds the goodbye may take before the calls are dropped.
+            machine: As a worker of several, the machine whose supervisor may ask for a drain.
         """
         super().__init__(config)
+        self.machine = machine
+        self.supervisor_pid = os.getppid()
         self.admission = admission
         self.drain_timeout = drain_timeout
         self.goodbye_timeout = goodbye_timeout
@@ -74,12 +83,19 @@ class DrainingServer(uvicorn.Server):
             self._captured_signals.append(sig)
             self.should_exit = self.force_exit = True
             return
-        # Only flags here: this runs as a signal handler, between two bytecodes of anything.
+        # Only flags here: this runs as a signal handler, between two bytecodes of anything
+        # (the admission's listeners hear of the drain from `drain`, on the event loop).
         self.drain_requested = True
-        self.admission.start_draining()
+        self.admission.draining = True
 
     async def on_tick(self, counter: int) -> bool:
-        """uvicorn's 100 ms tick; it starts the drain a signal asked for."""
+        """uvicorn's 100 ms tick; it starts the drain a signal (or the supervisor) asked for."""
+        if self.machine is not None and not self.drain_requested:
+            if self.machine.drain_requested():
+                self.drain_requested = True
+            elif os.getppid() != self.supervisor_pid:
+                logger.warning("The supervisor is gone: draining")
+                self.drain_requested = True
         if self.drain_requested and self._drain_task is None:
             self._drain_task = asyncio.create_task(self.drain())
         return await super().on_tick(counter)
@@ -122,12 +138,16 @@ def run(app: FastAPI, settings: Settings) -> None:
         log_config=None,
         timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_SECS,
     )
+    machine: Machine | None = app.state.admission.machine
     server = DrainingServer(
         config,
         admission=app.state.admission,
         drain_timeout=settings.drain_timeout,
+        machine=machine,
     )
+    # A worker shares the machine's port with its siblings.
+    sockets = None if machine is None else [listening_socket(settings.host, settings.port)]
     try:
-        server.run()
+        server.run(sockets=sockets)
     except KeyboardInterrupt:  # a second Ctrl+C, re-raised by uvicorn once it shut down
         raise SystemExit(128 + signal.SIGINT) from None

@@ -3,7 +3,9 @@
     GET /healthz   liveness: 200 while the process serves at all; never fails
                    because of load or drain (restarting a busy server drops its calls)
     GET /readyz    readiness: 503 while draining, at capacity, or when the
-                   configuration is broken; the JSON body says why
+                   configuration is broken; the JSON body says why. With several
+                   workers on the machine, "at capacity" means every worker is
+                   (ops/machine.py), and the body lists them
 
 Readiness is a list of named checks on `app.state.readiness`; a module with
 something that must work (a database) adds its own with `add_readiness_check`.
@@ -12,6 +14,7 @@ something that must work (a database) adds its own with `add_readiness_check`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,28 +27,28 @@ ReadinessCheck = Callable[[FastAPI], Awaitable[str | None]]
 
 
 def configuration_problems(settings: Settings) -> list[str]:
-    """What in `settings` passed validation yet cannot work."""
+    """What in `settings` passed validation yet cannot work, for the providers configured.
+
+    Settings already refuse dial-out without one provider's credentials, and a
+    caller id may come with each request, so neither is a problem here.
+    """
     problems = []
     if settings.dialout_api_key is not None and settings.public_url is None:
         problems.append("dial-out is enabled but PUBLIC_URL is not set")
-    if settings.dialout_api_key is not None:
-        missing = [
-            name
-            for name, value in (
-                ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
-                ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
-                ("TWILIO_PHONE_NUMBER", settings.twilio_phone_number),
-            )
-            if not value
-        ]
-        if missing:
-            problems.append(f"dial-out is enabled but {', '.join(missing)} is not set")
+    exotel_refused = settings.validates_signatures and not settings.exotel_authenticates
+    if settings.dialout_api_key is not None and settings.can_dial_exotel and exotel_refused:
+        problems.append(
+            "Exotel dial-out is enabled but /ws would refuse its streams: set "
+            "EXOTEL_WS_USERNAME and EXOTEL_WS_PASSWORD (or EXOTEL_ALLOWED_IPS)"
+        )
     return problems
 
 
 async def _admission(app: FastAPI) -> str | None:
     admission: Admission = app.state.admission
-    refusal = admission.refusal
+    refusal = admission.machine_refusal
+    if refusal is Refusal.AT_CAPACITY and admission.machine is not None:
+        return "at capacity (every worker)"
     if refusal is Refusal.AT_CAPACITY:
         return f"at capacity ({admission.live} of {admission.max_calls} calls)"
     return None if refusal is None else str(refusal)
@@ -101,6 +104,11 @@ async def readiness(app: FastAPI) -> tuple[bool, dict[str, Any]]:
         "max_calls": admission.max_calls,
         "draining": admission.draining,
     }
+    if admission.machine is not None:  # the machine's totals, and each worker
+        states = admission.machine.states()
+        body["calls"] = sum(state.calls for state in states)
+        body["max_calls"] = sum(state.max_calls for state in states)
+        body["workers"] = [asdict(state) for state in states]
     if failing:
         body["reasons"] = failing
     return not failing, body

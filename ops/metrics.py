@@ -4,7 +4,13 @@ Each app has its own `CollectorRegistry` (not prometheus-client's global one),
 so a test can run several servers in one process. No metric is labelled with a
 call SID: one time series per call would grow without bound.
 
+Under the supervisor (`WORKERS` > 1) prometheus-client runs in its multiprocess
+mode (`PROMETHEUS_MULTIPROC_DIR`, set by `ops/workers.py`): every worker writes
+its figures to files there, and `/metrics`, whichever worker answers it, adds
+up all of them, so the gauges are the machine's totals.
+
     switchboard_active_calls                      calls with a running bot
+    switchboard_capacity_calls                    calls the server takes at most (MAX_CALLS)
     switchboard_calls_total                       by direction and outcome (end reason, rejected)
     switchboard_call_duration_seconds             from media stream accept to hang-up
     switchboard_webhook_requests_total            by outcome (connected, rejected, bad signature)
@@ -13,6 +19,7 @@ call SID: one time series per call would grow without bound.
     switchboard_dialout_results_total             by provider, outcome and Twilio error code
     switchboard_first_bot_audio_seconds           from media stream accept to the bot's first audio
     switchboard_response_latency_seconds          caller stops speaking → first bot audio, per turn
+    switchboard_record_write_failures_total       call record writes given up on
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.values import MutexValue, ValueClass
 
 REJECTED = "rejected"
 NO_ERROR_CODE = "none"
@@ -71,18 +80,31 @@ class StreamRefusal(StrEnum):
 class Metrics:
     """The server's metrics, in a registry of its own."""
 
-    def __init__(self, live_calls: Callable[[], int]) -> None:
+    def __init__(self, live_calls: Callable[[], int], capacity: int) -> None:
         """Create the metrics.
 
         Args:
-            live_calls: Reads how many calls have a running bot, for the active calls gauge.
+            live_calls: Reads how many calls have a running bot, for the active calls
+                gauge (read again at each `calls_changed`).
+            capacity: Calls this process takes at most (`MAX_CALLS`).
         """
         self.registry = CollectorRegistry()
         r = self.registry
+        self._live_calls = live_calls
+        # "livesum": a worker that exited stops counting (ops/workers.py marks it dead).
         self.active_calls = Gauge(
-            "switchboard_active_calls", "Calls with a running bot", registry=r
+            "switchboard_active_calls",
+            "Calls with a running bot",
+            registry=r,
+            multiprocess_mode="livesum",
         )
-        self.active_calls.set_function(lambda: float(live_calls()))
+        self.capacity = Gauge(
+            "switchboard_capacity_calls",
+            "Calls the server takes at most (MAX_CALLS, summed over its worker processes)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.capacity.set(capacity)
         self.calls = Counter(
             "switchboard_calls",
             "Calls by direction and outcome: how the call ended, or rejected",
@@ -134,6 +156,19 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.record_write_failures = Counter(
+            "switchboard_record_write_failures_total",
+            "Call record writes given up on (after retries, when the error may pass)",
+            registry=r,
+        )
+
+    def record_write_failed(self, writes: int = 1) -> None:
+        """Count call record writes that never reached the database."""
+        self.record_write_failures.inc(writes)
+
+    def calls_changed(self, *_: object) -> None:
+        """Read the live calls again (an admission listener: on each call's start and end)."""
+        self.active_calls.set(self._live_calls())
 
     def webhook(self, outcome: WebhookOutcome) -> None:
         """Count a voice webhook request (a bad signature also counts as a signature failure)."""
@@ -181,13 +216,20 @@ class Metrics:
             provider=provider, outcome="failed", error_code=_error_code(provider, error_code)
         ).inc()
 
-    def watch(self, worker: PipelineWorker, direction: str, accepted_at: float) -> None:
+    def watch(
+        self,
+        worker: PipelineWorker,
+        direction: str,
+        accepted_at: float,
+        on_reply: Callable[[float], None] | None = None,
+    ) -> None:
         """Time a call's first bot audio and its reply to each turn.
 
         Args:
             worker: The call's pipeline worker, before it runs.
             direction: `inbound` or `outbound`.
             accepted_at: `time.monotonic()` when its media stream was accepted.
+            on_reply: Also told each turn's reply latency (e.g. the call's record).
         """
         first_audio = self.first_bot_audio.labels(direction=_direction(direction))
         worker.add_observer(FirstBotAudioObserver(accepted_at, first_audio.observe))
@@ -196,12 +238,24 @@ class Metrics:
         @turns.event_handler("on_latency_measured")
         async def _turn(_observer: UserBotLatencyObserver, seconds: float) -> None:
             self.response_latency.observe(seconds)
+            if on_reply is not None:
+                on_reply(seconds)
 
         worker.add_observer(turns)
 
     def exposition(self) -> bytes:
-        """Every metric in Prometheus' text format."""
-        return generate_latest(self.registry)
+        """Every metric in Prometheus' text format (all workers' summed in multiprocess mode)."""
+        if not multiprocess():
+            return generate_latest(self.registry)
+        machine = CollectorRegistry()
+        MultiProcessCollector(machine)
+        return generate_latest(machine)
+
+
+def multiprocess() -> bool:
+    """Whether prometheus-client keeps its values in files shared by the worker processes."""
+    # Chosen once, when prometheus-client is imported, from PROMETHEUS_MULTIPROC_DIR.
+    return ValueClass is not MutexValue
 
 
 def _known(value: str, known: frozenset[str], otherwise: str) -> str:

@@ -15,14 +15,28 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BeforeValidator
 
-from deps import RecordsDep, require_api_key
+from deps import KEY_REFUSED, RecordsDep, refusal, require_api_key
 from records.schemas import CallOut, CallPageOut, CallWithTranscript
+
+# Past any real number of calls, and within a 64-bit integer (SQLite's, PostgreSQL's).
+MAX_OFFSET = 2**62
 
 
 class Direction(StrEnum):
     INBOUND = "inbound"
     OUTBOUND = "outbound"
+
+
+def _iso_8601(value: object) -> object:
+    # Pydantic alone would take a number as a Unix time: `since=2026` would mean 1970.
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be an ISO 8601 date or time, e.g. 2026-01-01") from None
+    return value
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -32,7 +46,15 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-router = APIRouter(prefix="/calls", tags=["calls"], dependencies=[Depends(require_api_key)])
+Moment = Annotated[datetime | None, BeforeValidator(_iso_8601)]
+
+
+router = APIRouter(
+    prefix="/calls",
+    tags=["calls"],
+    dependencies=[Depends(require_api_key)],
+    responses=KEY_REFUSED,
+)
 
 
 @router.get("")
@@ -41,12 +63,15 @@ async def list_calls(
     direction: Direction | None = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
     end_reason: Annotated[str | None, Query(max_length=32)] = None,
-    since: Annotated[datetime | None, Query(description="started at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="started before (ISO 8601)")] = None,
+    since: Annotated[Moment, Query(description="started at or after (ISO 8601)")] = None,
+    until: Annotated[Moment, Query(description="started before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CallPageOut:
-    """Calls, newest first, filtered by direction, status, end reason and start time."""
+    """Calls, newest first, filtered by direction, status, end reason and start time.
+
+    `since` is the first moment included, `until` the first left out.
+    """
     page = await records.store.list_calls(
         direction=direction,
         status=status,
@@ -66,7 +91,7 @@ async def list_calls(
     )
 
 
-@router.get("/{call_sid}", name="call_status")
+@router.get("/{call_sid}", name="call_status", responses={404: refusal("No such call")})
 async def get_call(call_sid: str, records: RecordsDep) -> CallWithTranscript:
     """One call's record, latest status and transcript."""
     call = await records.store.get_call(call_sid)

@@ -7,6 +7,11 @@ Alembic's `migrations/`, brought up to date at every start-up.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +71,14 @@ def create_engine(url: str) -> AsyncEngine:
     survives the process being killed.
     """
     parsed = make_url(async_database_url(url))
+    # hide_parameters: an error's message would otherwise carry numbers and what was said.
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(parsed, pool_pre_ping=True)
+        return create_async_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    # `timeout`: how long a writer waits for another one before "database is locked".
-    engine = create_async_engine(parsed, connect_args={"timeout": 30})
+    # `timeout`: how long a writer waits for another one (another worker process,
+    # another replica on the same file) before "database is locked".
+    engine = create_async_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
@@ -98,9 +105,33 @@ async def lock_for_migration(connection: AsyncConnection) -> None:
         )
 
 
+@asynccontextmanager
+async def sqlite_migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """On a SQLite file, wait for any other process's migration (a lock file beside it).
+
+    SQLite's DDL is not transactional under Alembic: two workers starting at once
+    on a new file would both create the tables.
+    """
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    lock = await asyncio.to_thread(_take_file_lock, f"{database}.migration-lock")
+    try:
+        yield
+    finally:
+        os.close(lock)  # closing the file lets go of the lock
+
+
+def _take_file_lock(path: str) -> int:
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    return descriptor
+
+
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema up to the newest migration: `alembic upgrade head`, in-process."""
-    async with engine.begin() as connection:
+    async with sqlite_migration_lock(engine), engine.begin() as connection:
         await lock_for_migration(connection)
         await connection.run_sync(_upgrade)
 

@@ -3,55 +3,71 @@
 Each call gets a `CallRecording` with a queue and a writer task of its own:
 the pipeline only queues (never awaits the database), the writer commits each
 write in order, one transaction each, so a crash loses at most the write in
-flight. Writes outside a call (the webhook, a rejected call) are fired and
-forgotten, with a reference kept until they finish.
+flight. Writes outside a call (the webhook, a rejected call) run on tasks of
+their own. Every write is tried patiently and, if given up on, counted and
+logged (`records.writes`); none is cancelled while the server runs, and at
+shutdown `close` waits for them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+import json
+import weakref
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from loguru import logger
-from pipecat.observers.base_observer import BaseObserver
+from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
 from sqlalchemy.exc import DBAPIError
 
-from records.models import REJECTED, TurnRole
+from records.models import REJECTED, Turn, TurnRole
 from records.store import CallStore
-from records.transcript import TranscriptObserver
+from records.transcript import Transcript
+from records.writes import Write, Writes, describe
 from telephony.call_info import CallInfo
 
-# A write that fails because the database is out of reach is tried again after these pauses.
-RETRY_PAUSES = (0.5, 2.0)
-# How long the end of a call waits for its last writes before giving up on them.
+# How long the end of a call waits for its writes; past it they go on in the background.
 FLUSH_TIMEOUT = 10.0
-
-Write = Callable[[], Awaitable[object]]
+# At shutdown, how long the writes still queued may take before they are given up on.
+CLOSE_TIMEOUT = 30.0
+# How long `/readyz` waits for the database to answer.
+PING_TIMEOUT = 2.0
+# A tool turn shows the call and its answer, cut to this many characters.
+MAX_TOOL_TURN = 2000
 
 
 class CallRecording:
     """One call's record: its start, each turn as it ends, and its end."""
 
-    def __init__(self, store: CallStore, call: CallInfo, *, transcripts: bool) -> None:
+    def __init__(self, store: CallStore, call: CallInfo, writes: Writes, *, transcripts: bool):
         """Start recording `call`; its record is written at once, in the background.
 
         Args:
             store: Where the record goes.
             call: The call, from its `start` message.
+            writes: The server's writes in flight, which the writer joins.
             transcripts: Whether to keep what was said, or only the call's metadata.
         """
         self.call_sid = call.call_sid
         self._store = store
+        self._writes = writes
         self._seq = 0
         self._queue: asyncio.Queue[Write | None] = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write_all(), name=f"record-{call.call_sid}")
+        self._unwritten = 0
         self._ended = False
-        self.observers: list[BaseObserver] = (
-            [TranscriptObserver(self.add_turn)] if transcripts else []
-        )
+        self._transcripts = transcripts
+        self.reply_latencies: list[float] = []
+        self._reply_ms: int | None = None  # measured for the bot turn being spoken
+        self._transcript = Transcript(self.add_turn) if transcripts else None
+        self._writer = writes.start(self._write_all(), name=f"record-{call.call_sid}")
         self._submit(lambda: store.start_call(call))
+
+    def follow(self, aggregators: LLMContextAggregatorPair) -> None:
+        """Record the turns the call's context aggregators write (unless transcripts are off)."""
+        if self._transcript is not None:
+            self._transcript.follow(aggregators)
 
     def add_turn(self, role: TurnRole, text: str, at: datetime | None = None) -> None:
         """Queue one transcript turn; returns at once."""
@@ -59,63 +75,112 @@ class CallRecording:
             return
         self._seq += 1
         seq, at = self._seq, at or datetime.now(UTC)
-        self._submit(lambda: self._store.add_turn(self.call_sid, seq, role, text, at))
+        reply_ms = None
+        if role == TurnRole.ASSISTANT:
+            reply_ms, self._reply_ms = self._reply_ms, None
+        self._submit(lambda: self._store.add_turn(self.call_sid, seq, role, text, at, reply_ms))
 
-    async def end(self, reason: str) -> None:
-        """Queue the call's end, then wait (a while) for every write to reach the database."""
+    def add_reply_latency(self, seconds: float) -> None:
+        """Note how long the bot took to start answering one turn.
+
+        It goes with the bot's next turn (measured when the bot starts speaking,
+        while the turn is written once it has finished, so the two meet here),
+        and into the `call.ended` event.
+        """
+        self._reply_ms = round(seconds * 1000)
+        self.reply_latencies.append(seconds)
+
+    def tool_called(
+        self, tool: str, arguments: Mapping[str, Any], result: Any, **details: Any
+    ) -> None:
+        """Queue a tool call the bot made: a `tool` turn and its `tool.called` event."""
         if self._ended:
             return
         at = datetime.now(UTC)
-        self._submit(lambda: self._store.end_call(self.call_sid, reason, at))
+        text = f"{tool}({json.dumps(dict(arguments), ensure_ascii=False)}) → "
+        text = (text + json.dumps(result, ensure_ascii=False, default=str))[:MAX_TOOL_TURN]
+        seq = None
+        if self._transcripts:
+            self._seq += 1
+            seq = self._seq
+        event = {"tool": tool, "arguments": dict(arguments), "result": result, **details}
+
+        def turn() -> Turn | None:
+            if seq is None:
+                return None
+            return Turn(call_sid=self.call_sid, seq=seq, role=str(TurnRole.TOOL), text=text, at=at)
+
+        self._submit(lambda: self._store.tool_called(self.call_sid, turn(), event))
+
+    def set_recording(self, source: str, location: str) -> None:
+        """Queue a note of where the call's recording goes; returns at once."""
+        self._submit(lambda: self._store.set_recording(self.call_sid, source, location))
+
+    async def end(self, reason: str) -> None:
+        """Queue the call's end, then wait a while for every write to reach the database.
+
+        Writes still queued after `FLUSH_TIMEOUT` go on in the background.
+        """
+        if self._ended:
+            return
+        at = datetime.now(UTC)
+        details = {"reply_latencies": list(self.reply_latencies)}
+        self._submit(lambda: self._store.end_call(self.call_sid, reason, at, details))
         self._ended = True
         self._queue.put_nowait(None)
         try:
             await asyncio.wait_for(asyncio.shield(self._writer), FLUSH_TIMEOUT)
         except TimeoutError:
-            self._writer.cancel()
-            logger.error(
-                f"Call record: {self._queue.qsize()} writes lost, the database is too slow"
+            logger.warning(
+                f"Call record: {self._unwritten} write(s) still going, the database is slow"
             )
+
+    def stop(self) -> None:
+        """Take no more writes (the server is stopping); the writer finishes those queued."""
+        if not self._ended:
+            self._ended = True
+            self._queue.put_nowait(None)
 
     def _submit(self, write: Write) -> None:
         if not self._ended:
+            self._unwritten += 1
             self._queue.put_nowait(write)
 
     async def _write_all(self) -> None:
-        while (write := await self._queue.get()) is not None:
-            await write_patiently(write)
-
-
-async def write_patiently(write: Write) -> None:
-    """Run one write, again while the database is out of reach; log it if it still fails."""
-    for pause in (*RETRY_PAUSES, None):
-        try:
-            await write()
-            return
-        except (DBAPIError, OSError) as e:
-            connection_lost = isinstance(e, OSError) or e.connection_invalidated
-            if pause is None or not connection_lost:
-                logger.error(f"Call record write failed: {e}")
-                return
-            await asyncio.sleep(pause)
-        except Exception:
-            logger.exception("Call record write failed")
-            return
+        with logger.contextualize(call_sid=self.call_sid):
+            try:
+                while (write := await self._queue.get()) is not None:
+                    await self._writes.patiently(self.call_sid, write)
+                    self._unwritten -= 1
+            except asyncio.CancelledError:
+                # The one in flight counted itself.
+                queued = self._unwritten - 1
+                if queued > 0:
+                    self._writes.lost(queued, "the server stopped before they were written")
+                raise
 
 
 class Recorder:
     """The server's call records: one `CallRecording` per call, and writes outside calls."""
 
-    def __init__(self, store: CallStore, *, transcripts: bool = True) -> None:
+    def __init__(
+        self,
+        store: CallStore,
+        *,
+        transcripts: bool = True,
+        failed: Callable[[int], None] = lambda _: None,
+    ) -> None:
         """Record calls in `store`.
 
         Args:
             store: The call records' database.
             transcripts: Whether to keep transcripts (`STORE_TRANSCRIPTS`).
+            failed: Told how many writes were given up on, as they are (a metric).
         """
         self.store = store
         self.transcripts = transcripts
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._writes = Writes(failed)
+        self._recordings: weakref.WeakSet[CallRecording] = weakref.WeakSet()
 
     async def open(self) -> None:
         """Migrate the schema; fails loudly when the database is out of reach.
@@ -130,21 +195,35 @@ class Recorder:
             raise RuntimeError(f"cannot open the call records at {self.store.url}: {e}") from e
 
     async def close(self) -> None:
-        """Finish the writes still in flight, then close the database."""
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=FLUSH_TIMEOUT)
+        """Finish the writes still in flight (up to `CLOSE_TIMEOUT`), then close the database."""
+        for recording in list(self._recordings):  # a call cut off never wrote its end
+            recording.stop()
+        await self._writes.close(CLOSE_TIMEOUT)
         await self.store.close()
+
+    async def problem(self) -> str | None:
+        """What keeps the database from taking records now, or None (a readiness check)."""
+        try:
+            await asyncio.wait_for(self.store.ping(), PING_TIMEOUT)
+        except TimeoutError:
+            return f"the database did not answer within {PING_TIMEOUT:g} s"
+        except Exception as e:
+            return f"the database is unreachable ({describe(e)})"
+        return None
 
     def recording(self, call: CallInfo) -> CallRecording:
         """Start recording a call whose media stream just started."""
-        return CallRecording(self.store, call, transcripts=self.transcripts)
+        recording = CallRecording(self.store, call, self._writes, transcripts=self.transcripts)
+        self._recordings.add(recording)
+        return recording
 
     def incoming(
         self, sid: str, *, from_number: str, to_number: str, parameters: dict[str, str]
     ) -> None:
         """Note a call that rang the webhook, before its stream starts (maybe elsewhere)."""
         at = datetime.now(UTC)
-        self._fire(
+        self._writes.fire(
+            sid,
             lambda: self.store.note_call(
                 sid,
                 direction="inbound",
@@ -153,7 +232,7 @@ class Recorder:
                 parameters=parameters,
                 status="ringing",
                 at=at,
-            )
+            ),
         )
 
     def rejected(
@@ -181,9 +260,8 @@ class Recorder:
             )
             await self.store.end_call(sid, REJECTED, at=at)
 
-        self._fire(reject)
+        self._writes.fire(sid, reject)
 
-    def _fire(self, write: Callable[[], Coroutine[Any, Any, object]]) -> None:
-        task = asyncio.create_task(write_patiently(write))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def transferred(self, call_sid: str, details: Mapping[str, Any]) -> None:
+        """Record that a call was transferred (for call control): its `call.transferred` event."""
+        self._writes.fire(call_sid, lambda: self.store.transferred(call_sid, details))

@@ -17,6 +17,17 @@ class TurnOut(BaseModel):
     role: str
     text: str
     at: datetime
+    reply_ms: int | None = Field(
+        None, description="A bot turn's reply latency: the caller's end of speech to its audio"
+    )
+
+
+class RecordingOut(BaseModel):
+    """A call's recording: where to fetch it, how long it is, and who made it."""
+
+    url: str
+    duration: float | None
+    source: str
 
 
 class CallOut(BaseModel):
@@ -39,6 +50,7 @@ class CallOut(BaseModel):
     duration: int | None
     attempt_id: str | None = Field(None, description="A dial-out's attempt id")
     idempotency_key: str | None = Field(None, description="A dial-out's Idempotency-Key")
+    recording: RecordingOut | None = None
 
     @classmethod
     def of(cls, call: Any) -> CallOut:
@@ -72,4 +84,12 @@ def _columns(call: Any) -> dict[str, Any]:
     # Named as Twilio and `POST /dialout` name them: `call_sid`, `from`, `to`.
     columns = {column.key: getattr(call, column.key) for column in call.__table__.columns}
     renamed = {"sid": "call_sid", "from_number": "from", "to_number": "to"}
-    return {renamed.get(key, key): value for key, value in columns.items()}
+    out = {renamed.get(key, key): value for key, value in columns.items()}
+    # Wherever it is kept, a recording is fetched from this server (recording/routes.py).
+    if call.recording_source and call.recording_location:
+        out["recording"] = RecordingOut(
+            url=f"/calls/{call.sid}/recording",
+            duration=call.recording_duration,
+            source=call.recording_source,
+        )
+    return out

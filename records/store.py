@@ -1,24 +1,26 @@
-"""`CallStore`: every read and write of a call's record and transcript.
+"""`CallStore`: every write of a call's record and transcript (its reads: `records.reads`).
 
 Writes are upserts keyed by the call SID, so the webhook on one replica, the
 media stream on another and Twilio's status callbacks on a third all land in
-one row, in whatever order they arrive.
+one row, in whatever order they arrive. A change that the operator hears about
+(`call.started`, `call.ended`, `dialout.status`, …) writes its event into the
+outbox in the same transaction, through `events` (see `events/`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlalchemy.orm import selectinload
 
 from records.database import create_engine, migrate, printable_url
-from records.models import FINAL_STATUSES, REJECTED, Call, Turn
+from records.models import FINAL_STATUSES, REJECTED, Base, Call, Turn
+from records.outbox import Emitted, EventMaker
+from records.reads import CallReads
 
 if TYPE_CHECKING:
     from telephony.call_info import CallInfo
@@ -28,20 +30,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class CallPage:
-    """One page of calls, newest first.
-
-    Attributes:
-        calls: The calls on this page.
-        total: How many calls match the filters, on all pages.
-    """
-
-    calls: Sequence[Call]
-    total: int
-
-
-class CallStore:
+class CallStore(CallReads):
     """Call records in a SQLite or PostgreSQL database, through SQLAlchemy's async engine."""
 
     def __init__(self, url: str) -> None:
@@ -53,6 +42,7 @@ class CallStore:
         self.engine: AsyncEngine = create_engine(url)
         self.url = printable_url(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.events: EventMaker | None = None
 
     async def migrate(self) -> None:
         """Bring the schema up to date (safe when several replicas start at once on PostgreSQL)."""
@@ -62,7 +52,10 @@ class CallStore:
         """Close every pooled connection."""
         await self.engine.dispose()
 
-    # -- Writes --
+    async def ping(self) -> None:
+        """Ask the database a trivial question; raises if it cannot answer."""
+        async with self.engine.connect() as connection:
+            await connection.execute(select(1))
 
     async def note_call(
         self,
@@ -96,7 +89,7 @@ class CallStore:
         """The call's media stream started: the bot answered it."""
         at = at or _now()
 
-        def answer(record: Call) -> None:
+        def answer(record: Call) -> Emitted:
             record.provider = call.provider
             record.direction = call.direction
             record.from_number = call.from_number or record.from_number
@@ -105,10 +98,19 @@ class CallStore:
             record.answered_at = record.answered_at or at
             if record.status not in FINAL_STATUSES:
                 record.status = "in-progress"
+            return "call.started", {}
 
         await self._change(call.call_sid, answer, at, provider=call.provider)
 
-    async def add_turn(self, call_sid: str, seq: int, role: str, text: str, at: datetime) -> None:
+    async def add_turn(
+        self,
+        call_sid: str,
+        seq: int,
+        role: str,
+        text: str,
+        at: datetime,
+        reply_ms: int | None = None,
+    ) -> None:
         """Append one transcript turn; its call's record is created if it is missing.
 
         Args:
@@ -117,26 +119,49 @@ class CallStore:
             role: A `TurnRole`.
             text: What was said, or the keys pressed.
             at: When the turn began.
+            reply_ms: For a bot turn answering the caller, how long the bot took to reply.
         """
         async with self._sessions.begin() as session:
             await session.execute(self._insert_ignoring(sid=call_sid, started_at=at))
-            session.add(Turn(call_sid=call_sid, seq=seq, role=str(role), text=text, at=at))
+            turn = Turn(call_sid=call_sid, seq=seq, role=str(role), text=text, at=at)
+            turn.reply_ms = reply_ms
+            session.add(turn)
 
-    async def end_call(self, call_sid: str, reason: str, at: datetime | None = None) -> None:
+    async def end_call(
+        self,
+        call_sid: str,
+        reason: str,
+        at: datetime | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
         """The call ended, for `reason` (a `bot.EndReason`, or `rejected`).
 
         A call turned away is `busy` to Twilio; any other call that ended
-        without a final status from Twilio is `completed`.
+        without a final status from Twilio is `completed`. `details` go into
+        its `call.ended` event (e.g. `reply_latencies`).
         """
         at = at or _now()
 
-        def end(call: Call) -> None:
+        def end(call: Call) -> Emitted | None:
+            ended_before = call.end_reason is not None
             call.ended_at = call.ended_at or at
             call.end_reason = call.end_reason or str(reason)
             if call.status not in FINAL_STATUSES:
                 call.status = "busy" if reason == REJECTED else "completed"
+            return None if ended_before else ("call.ended", dict(details or {}))
 
         await self._change(call_sid, end, at)
+
+    async def tool_called(
+        self, call_sid: str, turn: Turn | None, details: Mapping[str, Any]
+    ) -> None:
+        """A tool the bot called answered: its transcript `turn` and its `tool.called` event."""
+        rows = [] if turn is None else [turn]
+        await self._change(call_sid, lambda _: ("tool.called", dict(details)), None, rows=rows)
+
+    async def transferred(self, call_sid: str, details: Mapping[str, Any]) -> None:
+        """The call was transferred (`details`: the target, …): its `call.transferred` event."""
+        await self._change(call_sid, lambda _: ("call.transferred", dict(details)), None)
 
     async def update_status(
         self,
@@ -168,7 +193,9 @@ class CallStore:
         """
         at = at or _now()
 
-        def apply(call: Call) -> None:
+        def apply(call: Call) -> Emitted:
+            callback = {"status": status, "answered_by": answered_by, "duration": duration}
+            emitted = ("dialout.status", callback | {"sequence": sequence})
             call.direction = call.direction or direction
             call.from_number = call.from_number or from_number
             call.to_number = call.to_number or to_number
@@ -180,22 +207,52 @@ class CallStore:
                 and sequence <= call.status_sequence
             )
             if stale or call.status in FINAL_STATUSES:
-                return
+                return emitted
             call.status = status
             call.status_sequence = sequence if sequence is not None else call.status_sequence
             if status == "in-progress":
                 call.answered_at = call.answered_at or at
             if status in FINAL_STATUSES:
                 call.ended_at = call.ended_at or at
+            return emitted
 
         return await self._change(call_sid, apply, at, create=create, provider=provider)
+
+    async def set_recording(
+        self,
+        call_sid: str,
+        source: str,
+        location: str,
+        duration: float | None = None,
+        recording_sid: str | None = None,
+    ) -> None:
+        """Note where the call's recording is kept (and, once finished, how long it is)."""
+
+        def note(call: Call) -> None:
+            call.recording_source, call.recording_location = source, location
+            call.recording_duration = duration
+            call.recording_sid = recording_sid or call.recording_sid
+
+        await self._change(call_sid, note, None)
+
+    async def forget_recordings(self, call_sids: Sequence[str], source: str) -> None:
+        """The recordings of these calls (from `source`) were deleted."""
+        if not call_sids:
+            return
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Call)
+                .where(Call.sid.in_(call_sids), Call.recording_source == source)
+                .values(recording_source=None, recording_location=None, recording_duration=None)
+            )
 
     async def _change(
         self,
         sid: str,
-        change: Callable[[Call], None],
+        change: Callable[[Call], Emitted | None],
         at: datetime | None,
         create: bool = True,
+        rows: Sequence[Base] = (),
         **known: Any,
     ) -> Call | None:
         # Create the row if it is missing, then lock it and change it: atomic on
@@ -208,62 +265,23 @@ class CallStore:
             if call is None:
                 return None
             call.started_at = min(call.started_at, at)
-            change(call)
+            emitted = change(call)
             call.updated_at = _now()
+            session.add_all(rows)
+            event = None
+            if emitted is not None and self.events is not None:
+                kind, details = emitted
+                if kind == "call.ended":  # the whole transcript, as it stands at the end
+                    await session.flush()
+                    query = select(Turn).where(Turn.call_sid == sid).order_by(Turn.seq)
+                    details["transcript"] = list((await session.scalars(query)).all())
+                event = self.events.make(kind, call, details)
+                if event is not None:
+                    session.add(event)
+        if event is not None and self.events is not None:
+            self.events.written()
         return call
 
     def _insert_ignoring(self, **values: Any) -> Any:
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         return insert(Call).values(**values).on_conflict_do_nothing(index_elements=[Call.sid])
-
-    # -- Reads --
-
-    async def get_call(self, sid: str) -> Call | None:
-        """A call's record with its transcript, or None; `sid` may be a dial-out's attempt id."""
-        async with self._sessions() as session:
-            found = or_(Call.sid == sid, Call.attempt_id == sid)
-            query = select(Call).where(found).options(selectinload(Call.turns)).limit(1)
-            return (await session.scalars(query)).first()
-
-    async def list_calls(
-        self,
-        *,
-        direction: str | None = None,
-        status: str | None = None,
-        end_reason: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 50,
-        offset: int = 0,
-        with_turns: bool = False,
-    ) -> CallPage:
-        """Calls, newest first, filtered and paged.
-
-        Args:
-            direction: Only `inbound` or `outbound` calls.
-            status: Only calls whose latest status is this.
-            end_reason: Only calls that ended for this reason.
-            since: Only calls started at or after this moment.
-            until: Only calls started before this moment.
-            limit: At most this many calls.
-            offset: Skip this many first.
-            with_turns: Load each call's transcript too.
-        """
-        query = select(Call)
-        if direction is not None:
-            query = query.where(Call.direction == direction)
-        if status is not None:
-            query = query.where(Call.status == status)
-        if end_reason is not None:
-            query = query.where(Call.end_reason == end_reason)
-        if since is not None:
-            query = query.where(Call.started_at >= since)
-        if until is not None:
-            query = query.where(Call.started_at < until)
-        async with self._sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(query.subquery()))
-            page = query.order_by(Call.started_at.desc(), Call.sid).limit(limit).offset(offset)
-            if with_turns:
-                page = page.options(selectinload(Call.turns))
-            calls = (await session.scalars(page)).all()
-        return CallPage(calls=calls, total=total or 0)

@@ -36,6 +36,7 @@ class Earpiece:
         self._heard = bytearray()
         self._audio_times: list[float] = []
         self._clear_times: list[float] = []
+        self._heard_times: list[float] = []  # when each audible frame was played
 
     @property
     def heard(self) -> bytes:
@@ -73,9 +74,10 @@ class Earpiece:
         self._offset = self._unplayed = 0
         return marks
 
-    def play_frame(self) -> None:
-        """Play one 20 ms frame's worth of queued audio."""
+    def play_frame(self, at: float) -> None:
+        """Play one 20 ms frame's worth of queued audio, at monotonic time `at`."""
         budget = FRAME_BYTES
+        start = len(self._heard)
         while budget and self._queue:
             audio = self._queue[0]
             if not isinstance(audio, bytes):
@@ -88,6 +90,13 @@ class Earpiece:
             if self._offset == len(audio):
                 self._queue.popleft()
                 self._offset = 0
+        if is_audible(bytes(self._heard[start:])):
+            self._heard_times.append(at)
+
+    def heard_between(self, since: float, until: float) -> list[float]:
+        """When the caller heard bot audio (audible frames played) between two moments."""
+        times = self._heard_times
+        return times[bisect.bisect_left(times, since) : bisect.bisect_right(times, until)]
 
     def reached_marks(self) -> Iterator[str]:
         """Take the marks at the head of the queue: all audio before them has played."""

@@ -15,7 +15,7 @@ from typing import Any
 from pipecat.serializers.base_serializer import FrameSerializer
 
 from settings import Settings
-from telephony import exotel, twilio
+from telephony import browser, exotel, twilio
 from telephony.call_info import CallInfo
 from telephony.errors import HandshakeError, TelephonyError, Unauthorized, UnknownProviderError
 from telephony.handshake import read_start
@@ -34,10 +34,12 @@ __all__ = [
     "transport_options",
 ]
 
-PROVIDERS: tuple[ModuleType, ...] = (twilio, exotel)
+# The browser's `start` is Twilio's with a mark of its own: it is recognised first.
+PROVIDERS: tuple[ModuleType, ...] = (browser, twilio, exotel)
 SERIALIZERS: dict[str, Callable[[CallInfo, Settings, CallEvents], FrameSerializer]] = {
     twilio.NAME: twilio.TwilioSerializer,
     exotel.NAME: exotel.ExotelSerializer,
+    browser.NAME: browser.BrowserSerializer,
 }
 
 

@@ -1,7 +1,8 @@
 """Which provider's stream an upgrade to /ws may carry, judged before and after `start`.
 
 Twilio signs the upgrade (`X-Twilio-Signature`); Exotel sends the applet URL's
-Basic credentials, or comes from an allowed address. Before `start` the upgrade's
+Basic credentials, or comes from an allowed address; the console's browser calls
+carry its session cookie (`browser.upgrade_is_authorized`). Before `start` the upgrade's
 credentials decide which providers it is admitted as, and bad credentials are
 refused at once; once `start` names the provider, it must be one of those.
 
@@ -20,7 +21,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from starlette.datastructures import Headers
 
 from settings import Settings
-from telephony import exotel, twilio
+from telephony import browser, exotel, twilio
 from telephony.call_info import CallInfo
 from telephony.errors import Unauthorized
 
@@ -39,6 +40,10 @@ def admitted_providers(
     Raises:
         Unauthorized: The upgrade claims a provider and fails its check, or passes none.
     """
+    if browser.claims_browser(headers):
+        if not browser.upgrade_is_authorized(headers, settings, twilio_url):
+            raise Unauthorized("invalid console session, or a page of another site")
+        return frozenset({browser.NAME})
     signature = headers.get("x-twilio-signature")
     twilio_ok = not settings.validates_signatures or twilio.signature_is_valid(
         settings, twilio_url, {}, signature

@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator
 from settings import Settings
 from telephony.call_info import RESERVED_PARAMETERS, CallInfo
 from telephony.serializer import CallEvents, SafeDecoding
+from telephony.twilio_rest import api_base
 from urls import signed_url
 
 NAME = "twilio"
@@ -96,7 +97,10 @@ class TwilioSerializer(SafeDecoding, TwilioFrameSerializer):
             call_sid=call.call_sid,
             account_sid=settings.twilio_account_sid,
             auth_token=token.get_secret_value() if token else None,
-            base_url=str(settings.twilio_api_base_url).rstrip("/"),
+            # The regional host from region and edge, as twilio-python builds it; else the base.
+            base_url=None if settings.twilio_region else api_base(settings),
+            region=settings.twilio_region,
+            edge=settings.twilio_edge,
             params=TwilioFrameSerializer.InputParams(
                 twilio_sample_rate=call.sample_rate, auto_hang_up=settings.can_hang_up
             ),

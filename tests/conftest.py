@@ -19,6 +19,7 @@ from settings import Settings
 from tests.fake_exotel import FakeExotel
 from tests.fake_twilio import FakeTwilio
 from tests.postgres import PostgresServer
+from tests.s3_server import S3Account, S3Server
 from tests.server_thread import OWN_URL, ServerThread, free_port
 from voice import VoiceStack
 
@@ -45,11 +46,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     Whisper tiny on 8 kHz audio sometimes mishears a word, more often on a busy
     machine. A test that listens (the `transcribe` fixture, or marked `speech`
     because it checks what the server's own Whisper heard) is retried; a wrong
-    behaviour still fails every try.
+    behaviour still fails every try. Only a test's own mark counts: a module's
+    or a class's would retry tests that do not listen, and hide their races.
     """
     for item in items:
         listens = "transcribe" in getattr(item, "fixturenames", ())
-        if listens or item.get_closest_marker("speech"):
+        marked = any(mark.name == "speech" for mark in getattr(item, "own_markers", ()))
+        if item.get_closest_marker("speech") and not marked:
+            raise pytest.UsageError(f"{item.nodeid}: mark the test `speech`, not its module")
+        if listens or marked:
             item.add_marker(pytest.mark.flaky(reruns=2))
 
 
@@ -112,6 +117,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.create_database()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Account]:
+    """An S3-compatible store (moto's server) and a bucket, for the whole test session."""
+    with S3Server(tmp_path_factory.mktemp("s3")) as server:
+        yield server.account()
 
 
 @pytest.fixture

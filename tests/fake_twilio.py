@@ -20,11 +20,20 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any, ClassVar
 
+from aiohttp import web
+
 from tests.fake_rest import Answer, FakeRestApi, RecordedRequest
+from tests.fake_twilio_recordings import FakeRecordings, recording_problem
 
 API_VERSION = "2010-04-01"
 CALLS_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Calls\.json$")
 CALL_PATH = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Calls/(?P<call>[^/]+)\.json$")
+RECORDINGS_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Calls/(?P<call>[^/]+)/Recordings\.json$"
+)
+MEDIA_PATH = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Recordings/(?P<recording>RE[0-9a-f]{{32}})\.wav$"
+)
 CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
 # E.164, or a Twilio Client / SIP address, as Calls accepts for To.
 PHONE_NUMBER = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -54,7 +63,12 @@ class FakeTwilio(FakeRestApi):
     """
 
     name = "fake-twilio"
-    routes: ClassVar[tuple[re.Pattern[str], ...]] = (CALLS_PATH, CALL_PATH)
+    routes: ClassVar[tuple[re.Pattern[str], ...]] = (
+        CALLS_PATH,
+        CALL_PATH,
+        RECORDINGS_PATH,
+        MEDIA_PATH,
+    )
     realm: ClassVar[str] = "Twilio API"
 
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
@@ -63,6 +77,7 @@ class FakeTwilio(FakeRestApi):
         super().__init__(account_sid, user=account_sid, password=self.auth_token)
         self._calls: dict[str, dict[str, Any]] = {}
         self._gone: set[str] = set()
+        self.recordings = FakeRecordings(self)
 
     # -- What tests set and read --
 
@@ -89,7 +104,18 @@ class FakeTwilio(FakeRestApi):
 
     # -- Serving --
 
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "GET" and MEDIA_PATH.match(request.path):
+            return await self.recordings.media(request)
+        return await super().handle(request)
+
     def answer(self, method: str, path: str, form: list[tuple[str, str]], auth_ok: bool) -> Answer:
+        if (started := RECORDINGS_PATH.match(path)) and method == "POST":
+            if not auth_ok:
+                return _error(401, 20003, "Authenticate")
+            if not CALL_SID.match(started["call"]) or started["call"] in self._gone:
+                return _error(404, 20404, f"The requested resource {path} was not found")
+            return self.recordings.start(started["call"], form)
         create, update = CALLS_PATH.match(path), CALL_PATH.match(path)
         if not (create and method == "POST") and not (update and method in ("GET", "POST")):
             return _error(404, 20404, f"The requested resource {path} was not found")
@@ -97,13 +123,13 @@ class FakeTwilio(FakeRestApi):
             return _error(401, 20003, "Authenticate")
         fields = dict(form)
         if create:
-            return self._create(fields)
+            return self._create(fields, form)
         call_sid = update["call"] if update else ""
         if not CALL_SID.match(call_sid) or call_sid in self._gone:
             return _error(404, 20404, f"The requested resource {path} was not found")
         return self._update(call_sid, fields if method == "POST" else {})
 
-    def _create(self, fields: dict[str, str]) -> Answer:
+    def _create(self, fields: dict[str, str], form: list[tuple[str, str]]) -> Answer:
         to, from_ = fields.get("To", ""), fields.get("From", "")
         if not to:
             return _error(400, 21201, "No 'To' number is specified")
@@ -123,9 +149,16 @@ class FakeTwilio(FakeRestApi):
                 ElementTree.fromstring(fields["Twiml"])
             except ElementTree.ParseError as exc:
                 return _error(400, 12100, f"Document parse failure: {exc}")
+        if fields.get("Record") not in (None, "true", "false"):
+            return _error(400, 21219, f"Invalid Record value: {fields['Record']}")
+        recorded = fields.get("Record") == "true"
+        if recorded and (problem := recording_problem(form)):
+            return problem
         if failure := self.queued_failure():
             return failure
         call_sid = "CA" + secrets.token_hex(16)
+        if recorded:
+            self.recordings.start(call_sid, form)
         self._calls[call_sid] = self._resource(call_sid, to=to, from_=from_)
         return 201, self._calls[call_sid]
 

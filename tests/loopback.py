@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 from typing import Self
 
@@ -20,6 +21,7 @@ class LoopbackServer(Service):
     """
 
     name = "loopback"
+    ssl_context: ssl.SSLContext | None = None  # set: HTTPS
 
     def __init__(self) -> None:
         self.base_url = ""
@@ -33,7 +35,8 @@ class LoopbackServer(Service):
         """Start serving; returns once the port accepts connections."""
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        scheme = "https" if self.ssl_context else "http"
+        self.base_url = f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
         self._thread = threading.Thread(
@@ -52,7 +55,7 @@ class LoopbackServer(Service):
         app.router.add_route("*", "/{path:.*}", self.handle)
         runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.SockSite(runner, sock).start())
+        loop.run_until_complete(web.SockSite(runner, sock, ssl_context=self.ssl_context).start())
         ready.set()
         loop.run_forever()
         loop.run_until_complete(runner.cleanup())

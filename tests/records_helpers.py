@@ -7,6 +7,10 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
 from records.models import Call
 from records.store import CallStore
 from simulator import SimulatedCall
@@ -53,12 +57,43 @@ async def record_when(
         await asyncio.sleep(0.2)
 
 
+async def greeting_heard(store: CallStore, call: SimulatedCall) -> None:
+    """Wait until the greeting is on record and the caller has heard it out."""
+    await record_when(store, call.call_sid, ready="turns", turns=1)
+    await call.wait_for_bot_quiet(quiet=1.0)
+
+
 async def say_after_the_greeting(store: CallStore, call: SimulatedCall, speech: bytes) -> None:
     """Say `speech` once the greeting is on record and heard out; wait for the reply's record.
 
     Returns once three turns are on record: the greeting, the caller's and the bot's reply.
     """
-    await record_when(store, call.call_sid, ready="turns", turns=1)
-    await call.wait_for_bot_quiet(quiet=1.0)
+    await greeting_heard(store, call)
     await call.say(speech)
     await record_when(store, call.call_sid, ready="turns", turns=3)
+
+
+@asynccontextmanager
+async def admin(url: str, database: str | None = None) -> AsyncIterator[AsyncConnection]:
+    """A connection to the server's database (or another of the cluster), autocommitting."""
+    target = make_url(url) if database is None else make_url(url).set(database=database)
+    engine = create_async_engine(target, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            yield connection
+    finally:
+        await engine.dispose()
+
+
+async def refuse_connections(url: str, refuse: bool) -> None:
+    """Have PostgreSQL refuse (and cut) every connection to the database, or take them again."""
+    name = make_url(url).database
+    async with admin(url, database="postgres") as connection:
+        await connection.execute(
+            text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"false" if refuse else "true"}')
+        )
+        if refuse:
+            await connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )

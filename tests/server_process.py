@@ -36,9 +36,16 @@ class ServerProcess(Service):
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"server-{self.port}.log"
         self.workdir = workdir
-        self.settings = {"HOST": "127.0.0.1", "PORT": str(self.port), "MAX_CALLS": "20", **settings}
-        if self.settings.get("PUBLIC_URL") == OWN_URL:
-            self.settings["PUBLIC_URL"] = self.url
+        self.settings = {
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "MAX_CALLS": "20",
+            "WORKERS": "1",
+            **settings,
+        }
+        for name, value in self.settings.items():
+            if name.upper() == "PUBLIC_URL" and value == OWN_URL:
+                self.settings[name] = self.url
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, within: float = 120) -> Self:
@@ -65,6 +72,12 @@ class ServerProcess(Service):
         except (urllib.error.URLError, OSError):
             return False
 
+    @property
+    def pid(self) -> int:
+        """The server's process id (with WORKERS > 1, the supervisor's)."""
+        assert self._process is not None
+        return self._process.pid
+
     def log(self) -> str:
         """Everything the server wrote so far."""
         return self.log_path.read_text(errors="replace")
@@ -73,6 +86,11 @@ class ServerProcess(Service):
         """Send `sig` to the server (nothing if it has exited)."""
         assert self._process is not None
         self._process.send_signal(sig)
+
+    def poll(self) -> int | None:
+        """The exit code, or None while the process runs."""
+        assert self._process is not None
+        return self._process.poll()
 
     def wait(self, within: float = 60) -> int:
         """Wait for the process to exit; its exit code."""

@@ -100,24 +100,34 @@ def test_unset_max_calls_takes_the_measured_capacity_of_the_services_chosen(
 ) -> None:
     monkeypatch.setattr(settings_module, "available_cpus", lambda: 3)
     offline_capacity = 3  # one call per CPU with Whisper or Piper in the process
-    offline = offline_settings()
+    offline = offline_settings(workers=1)
     cloud = offline_settings(
         deepgram_api_key="dg-key", openai_api_key="sk-key", cartesia_api_key="ct-key"
     )
-    whisper_only = offline_settings(openai_api_key="sk-key", cartesia_api_key="ct-key")
+    whisper_only = offline_settings(openai_api_key="sk-key", cartesia_api_key="ct-key", workers=1)
     assert offline.max_calls is None
     assert offline.call_capacity == offline_capacity
     assert cloud.call_capacity == 26  # half of what one core held in the benchmark
     assert whisper_only.call_capacity == offline_capacity
-    assert offline_settings(max_calls="").call_capacity == offline_capacity
+    assert offline_settings(max_calls="", workers="1").call_capacity == offline_capacity
     assert offline_settings(max_calls="7", deepgram_api_key="dg-key").call_capacity == 7
+    # One worker per CPU by default: the machine's offline calls are shared among them.
+    assert offline_settings().worker_count == 3
+    assert offline_settings().call_capacity == 1
+    assert offline_settings(workers=2).call_capacity == 1
+    assert (
+        cloud.call_capacity
+        == offline_settings(
+            deepgram_api_key="dg-key", openai_api_key="sk-key", cartesia_api_key="ct-key", workers=1
+        ).call_capacity
+    )  # each worker has a core of its own
 
 
 async def test_readiness_reports_the_capacity_in_force(
     make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(settings_module, "available_cpus", lambda: 2)
-    server = make_server(max_calls=None)
+    server = make_server(max_calls=None, workers=1)
     status, body = await readiness(server.url)
     assert status == 200
     assert body["max_calls"] == 2

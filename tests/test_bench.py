@@ -32,7 +32,9 @@ def test_a_smoke_run_measures_both_servers_and_writes_results(tmp_path: Path) ->
     assert results["machine"]["cores"] >= 1
     assert results["machine"]["cpu_model"]
     assert finite(results["ratio"]["capacity"])
-    for name in ("switchboard", "baseline"):
+    assert results["ratio"]["recording_compared_at_calls"] == 2
+    assert finite(results["ratio"]["recording_response_overhead_p95"])
+    for name in ("switchboard", "switchboard_recording", "baseline"):
         server = results[name]
         assert finite(server["calls_per_core"]), name
         [step] = [s for s in server["steps"] if s["phase"] == "ascending"]

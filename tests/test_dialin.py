@@ -6,7 +6,7 @@ import asyncio
 import re
 import time
 import xml.etree.ElementTree as ET
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import pytest
@@ -155,15 +155,35 @@ async def test_a_caller_talks_to_the_echo_agent_and_says_goodbye(
         assert hangups[0].path.endswith(f"/Calls/{call.call_sid}.json")
 
 
-async def test_talking_over_the_bot_sends_clear(make_server: MakeServer) -> None:
+# A greeting long enough to still be playing well after the caller talks over it.
+LONG_GREETING = (
+    "Thank you for calling the reservations line of the Blue Harbour restaurant, where we "
+    "serve fresh seafood every day of the week, and where we are always happy to help you "
+    "book a table for lunch or for dinner at any one of our three places in the old town."
+)
+# From the caller's first word to the last bot audio they hear: VAD's 0.2 s to confirm
+# speech, the clear on the wire, and much room for a busy machine.
+BARGE_IN_SECS = 1.5
+
+
+async def test_talking_over_the_bot_stops_its_audio(make_server: MakeServer) -> None:
     server = make_server()
-    interruption = await speak("Wait, wait, stop talking please, I have a question for you.")
-    async with SimulatedCall(server.url) as call:
+    interruption = await speak("Hold on a moment please, I have a question for you about the menu.")
+    spoken_secs = len(interruption) / 16000
+    assert spoken_secs > 2 * BARGE_IN_SECS
+    call = SimulatedCall(f"{server.url}/?{urlencode({'greeting': LONG_GREETING})}")
+    async with call:
         await call.dial()
         await call.wait_for_bot_audio(timeout=20)
-        await call.silence(0.5)
-        await call.say(interruption)
+        await call.silence(1.0)
+        said_at = await call.say(interruption)
+        began = said_at - spoken_secs
         await call.wait_for_bot_quiet(quiet=0.5)
+
+    heard = call.earpiece.heard_between(began, said_at)
+    # The greeting was playing when the caller began: a broken barge-in plays it on.
+    assert heard and heard[0] - began < 0.1, heard[:3]
+    assert heard[-1] - began <= BARGE_IN_SECS, f"heard the bot {heard[-1] - began:.2f} s on"
     assert call.clears >= 1
 
 

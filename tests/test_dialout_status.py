@@ -129,7 +129,7 @@ async def test_unsigned_status_of_a_call_not_on_record_is_left_alone(
 
 
 async def post_exotel_status(
-    server: ServerThread, fields: dict[str, str], token: str | None, *, as_json: bool = False
+    server: ServerThread, fields: dict[str, Any], token: str | None, *, as_json: bool = False
 ) -> int:
     url = f"{server.url}/exotel/status" + (f"/{token}" if token is not None else "")
     if as_json:
@@ -219,3 +219,19 @@ async def test_exotel_status_callbacks_in_json_and_for_strangers(
     assert status == 204
     assert await post_exotel_status(server, {"Status": "completed"}, token) == 400
     assert await post_exotel_status(server, {"CallSid": sid}, token) == 400
+
+
+async def test_an_exotel_callback_whose_fields_are_not_text_is_refused(
+    make_server: MakeServer, exotel: FakeExotel
+) -> None:
+    server, sid = await placed_call(make_server, ExotelDialout(exotel), {"to": EXOTEL_CALLEE})
+    token = callback_token(exotel)
+    odd_fields = (
+        {"Status": {"state": "completed"}},
+        {"EventType": ["terminal"]},
+        {"ConversationDuration": False},
+    )
+    for odd in odd_fields:
+        callback = exotel_callback(sid, "terminal", "completed") | odd
+        assert await post_exotel_status(server, callback, token, as_json=True) == 400, odd
+    assert (await latest(server, sid))["status"] != "completed"

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot import system_prompt
+from assistants.persona import system_prompt
 from simulator import SimulatedCall, cli, parse_twiml, read_wav
 from tests.conftest import (
     TEST_ACCOUNT_SID,
@@ -254,3 +254,16 @@ def test_the_simulator_reports_a_refused_dialout(
     assert "HTTP 401" in capsys.readouterr().err
     assert cli.main([*argv, "--to", CALLEE, "--twilio-api", "https://api.twilio.com"]) == 1
     assert "127.0.0.1" in capsys.readouterr().err
+
+
+async def test_a_caller_id_twilio_refuses_is_the_requests_fault_when_the_request_chose_it(
+    make_server: MakeServer, dialout: TwilioDialout
+) -> None:
+    server = dialout.server(make_server)
+    status, _, body = await dialout.dial(server, {"to": CALLEE, "from": "+7680"})
+    assert status == 422, body  # the fake, like Twilio, refuses it with 21212
+    assert body["twilio_code"] == 21212 and "+7680" in body["detail"]
+    # The server's own default caller id refused is still the server's fault.
+    dialout.fail_next(400, 21210, "'From' phone number not verified")
+    status, _, body = await dialout.dial(server, {"to": CALLEE})
+    assert status == 502, body

@@ -95,6 +95,17 @@ async def test_calls_need_the_bearer_key(api_server: ServerThread) -> None:
         assert response.status == 401
 
 
+async def test_a_moment_or_offset_out_of_shape_is_refused(api_server: ServerThread) -> None:
+    # Read as Unix times, these would have meant moments in 1970.
+    for since in ("2026", "-7439", "yesterday"):
+        status, body, _ = await get(api_server, "/calls", since=since)
+        assert status == 422, (since, body)
+        assert "ISO 8601" in str(body["detail"])
+    # Past a 64-bit integer, the database would fail (500).
+    status, body, _ = await get(api_server, "/calls", offset=2**70)
+    assert status == 422, body
+
+
 async def test_calls_are_refused_when_no_key_is_configured(make_server: MakeServer) -> None:
     server = make_server()
     status, body, _ = await get(server, "/calls", key="anything-at-all-0123456789")

@@ -23,11 +23,10 @@ from tests.dialout_providers import KEY, post_signed, twilio_settings
 from tests.records_helpers import reading, record_when, say_after_the_greeting
 from tests.server_thread import ServerThread, free_port
 
-pytestmark = pytest.mark.speech
-
 FROM, TO = "+15550001111", "+15550002222"
 
 
+@pytest.mark.speech
 async def test_a_caller_who_hangs_up_leaves_a_record_and_its_transcript(
     make_server: MakeServer, database_url: str
 ) -> None:
@@ -69,6 +68,7 @@ async def test_a_caller_who_hangs_up_leaves_a_record_and_its_transcript(
     assert record.started_at <= times[0] and times[-1] <= record.ended_at
 
 
+@pytest.mark.speech
 async def test_a_call_the_bot_ends_with_goodbye_is_recorded_as_bot_ended(
     make_server: MakeServer, database_url: str
 ) -> None:
@@ -108,6 +108,7 @@ async def post_status(server: ServerThread, placed: PlacedCall, status: str, **e
     return await post_signed(f"{server.url}{parts.path}?{parts.query}", form, signed_for=callback)
 
 
+@pytest.mark.speech
 async def test_a_placed_call_is_recorded_with_its_status_and_answering_machine_result(
     make_server: MakeServer, database_url: str
 ) -> None:
@@ -158,6 +159,7 @@ async def test_a_placed_call_is_recorded_with_its_status_and_answering_machine_r
     assert {"happy", "talk"} <= words(record.turns[1].text), record.turns[1].text
 
 
+@pytest.mark.speech
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_store_transcripts_false_keeps_only_the_metadata(
     make_server: MakeServer, database_url: str

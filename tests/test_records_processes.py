@@ -16,12 +16,11 @@ from tests.postgres import PostgresServer
 from tests.records_helpers import reading, record_when, say_after_the_greeting
 from tests.server_process import ServerProcess
 
-pytestmark = pytest.mark.speech
-
 TOKEN = "replica-auth-token-0123456789abcdef"
 PUBLIC_URL = "https://switchboard.test"
 
 
+@pytest.mark.speech
 async def test_a_server_killed_mid_call_leaves_the_finished_turns(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -50,6 +49,7 @@ async def test_a_server_killed_mid_call_leaves_the_finished_turns(
     assert record.ended_at is None and record.end_reason is None
 
 
+@pytest.mark.speech
 async def test_webhook_on_one_replica_stream_on_another_one_record(
     postgres: PostgresServer, tmp_path: Path
 ) -> None:
@@ -93,6 +93,7 @@ async def test_webhook_on_one_replica_stream_on_another_one_record(
     assert "replica" in words(record.turns[1].text) or "second" in words(record.turns[1].text)
 
 
+@pytest.mark.speech
 async def test_a_call_drained_on_deploy_is_recorded_as_drained(
     database_url: str, tmp_path: Path
 ) -> None:

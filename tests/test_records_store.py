@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from records.database import async_database_url, printable_url
+from records.database import alembic_config, async_database_url, printable_url
 from records.models import REJECTED, TurnRole
 from records.store import CallStore
 from telephony.call_info import CallInfo
@@ -45,8 +46,30 @@ async def test_migrations_create_the_tables_and_run_again_harmlessly(store: Call
     async with store.engine.connect() as connection:
         tables = await connection.run_sync(lambda c: set(inspect(c).get_table_names()))
         version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).one()
-    assert {"calls", "turns", "alembic_version"} <= tables
-    assert version == ("0002_dialout_attempts",)
+        columns = await connection.run_sync(
+            lambda c: {column["name"] for column in inspect(c).get_columns("calls")}
+        )
+    assert {"calls", "turns", "events", "alembic_version"} <= tables
+    assert version == (ScriptDirectory.from_config(alembic_config()).get_current_head(),)
+    assert {"recording_source", "recording_location", "recording_duration"} <= columns
+    assert {"attempt_id", "idempotency_key", "request_hash", "answer"} <= columns
+
+
+async def test_values_longer_than_a_short_column_are_stored_whole(store: CallStore) -> None:
+    # A SIP caller's address, and a provider's call id longer than Twilio's, in full.
+    sid = "sip-call-" + "7" * 90
+    caller = "sip:" + "a-very-long-user-name." * 5 + "@pbx.example.com;transport=tls"
+    callee = "sip:" + "reception-desk." * 6 + "@example.org"
+    await store.note_call(sid, from_number=caller, to_number=callee, parameters={}, at=T0)
+    await store.update_status(sid, "in-progress", answered_by="machine_end_other" * 3)
+    await store.add_turn(sid, 1, TurnRole.USER, "hello", T0)
+    await store.end_call(sid, "caller_hung_up", at=T0 + timedelta(seconds=5))
+
+    record = await store.get_call(sid)
+    assert record is not None
+    assert (record.sid, record.from_number, record.to_number) == (sid, caller, callee)
+    assert record.answered_by == "machine_end_other" * 3
+    assert [turn.text for turn in record.turns] == ["hello"]
 
 
 async def test_replicas_starting_together_migrate_once(postgres: PostgresServer) -> None:

@@ -33,6 +33,7 @@ from simulator import (
     ulaw_to_pcm,
     write_wav,
 )
+from simulator.earpiece import Earpiece
 from tests.fake_twilio import FakeTwilio
 
 SID = re.compile(r"^(CA|MZ)[0-9a-f]{32}$")
@@ -347,6 +348,21 @@ def test_reply_starts_skip_bot_audio_that_runs_on() -> None:
         call.earpiece.media(arrived, speech)
     assert call.reply_starts() == [10.6, 20.9, None]
     assert call.reply_latencies() == pytest.approx([0.6, 0.9])
+
+
+def test_the_earpiece_tells_when_the_caller_heard_the_bot() -> None:
+    earpiece = Earpiece()
+    speech = np.full(160, 8000, dtype="<i2").tobytes()  # 20 ms each
+    earpiece.media(0.0, speech * 2 + bytes(320) + speech)
+    for tick in range(6):
+        earpiece.play_frame(1.0 + tick * 0.02)
+    # Played as the clock ticked: quiet frames and an empty queue are not heard.
+    assert earpiece.heard_between(0.0, 9.0) == pytest.approx([1.0, 1.02, 1.06])
+    earpiece.media(2.0, speech * 5)
+    earpiece.play_frame(2.0)
+    earpiece.clear(2.01)
+    earpiece.play_frame(2.02)  # what a clear dropped is never heard
+    assert earpiece.heard_between(1.5, 9.0) == [2.0]
 
 
 # -- The command line entry point ---------------------------------------------------------

@@ -14,6 +14,7 @@ from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 from simulator import synthesize
 from voice.pipecat.offline import load_silero
 from voice.pipecat.vad import FastSileroVAD
+from voice.silero import MAX_BATCH, RATES, SileroBatcher, silence_state
 
 RATE = 8000
 PACKET = 320  # 20 ms of 8 kHz PCM16
@@ -140,3 +141,40 @@ async def test_the_model_is_not_asked_about_silence(session: onnxruntime.Inferen
     events = await transitions(vad, speech + silence(1.0))
     assert [state for _, state in events] == [VADState.SPEAKING, VADState.QUIET]
     assert counting.windows > 0
+
+
+async def test_calls_that_hang_up_mid_batch_leave_the_others_hearing(
+    session: onnxruntime.InferenceSession,
+) -> None:
+    """More windows in flight than one batch holds, some of them from calls that hung up."""
+    window, context = RATES[RATE]
+    speech = np.frombuffer(synthesize("Hello there, can you hear me?"), dtype="<i2")
+    samples = speech.astype(np.float32) / 32768.0
+    calls = MAX_BATCH + 36
+    audios = [
+        samples[i * 97 : i * 97 + context + window].reshape(1, -1).copy() for i in range(calls)
+    ]
+    state = silence_state(session, RATE)
+    batcher = SileroBatcher(session)
+    hung_up = set(range(3, 40, 4))
+
+    async def call(i: int) -> float:
+        probability, _ = await batcher.score(audios[i], state, RATE)
+        return probability
+
+    tasks = [asyncio.create_task(call(i)) for i in range(40)]
+    await asyncio.sleep(0)  # each call's window is queued
+    for i in hung_up:
+        tasks[i].cancel()
+    await asyncio.sleep(0)  # their futures are cancelled too
+    tasks += [asyncio.create_task(call(i)) for i in range(40, calls)]
+    _, pending = await asyncio.wait(tasks, timeout=5)
+    assert not pending, f"{len(pending)} live calls never scored"
+
+    alone = SileroBatcher(session)
+    for i, task in enumerate(tasks):
+        if i in hung_up:
+            assert task.cancelled()
+            continue
+        solo, _ = await alone.score(audios[i], state, RATE, urgent=True)
+        assert task.result() == pytest.approx(solo, abs=1e-4), i

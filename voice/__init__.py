@@ -7,16 +7,18 @@ its methods then build each call's own light services around it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.processors.frame_processor import FrameProcessor
 
-from settings import LLMChoice, Settings, STTChoice, TTSChoice
+from config.voice import LLMChoice, STTChoice, TTSChoice
+from settings import Settings
 from voice import cloud
 from voice.echo import EchoAgent
+from voice.prompts import GreetingCache
 
 if TYPE_CHECKING:
     from voice.pipecat.vad import FastSileroVAD
@@ -30,6 +32,7 @@ class VoiceStack:
     whisper: Any = None
     piper: Any = None
     silero: Any = None
+    greetings: GreetingCache = field(default_factory=GreetingCache)
 
     @classmethod
     async def load(cls, settings: Settings) -> VoiceStack:
@@ -54,30 +57,37 @@ class VoiceStack:
         """Whether the agent is the offline echo agent rather than an LLM."""
         return self.settings.llm is LLMChoice.ECHO
 
-    def vad(self) -> FastSileroVAD:
-        """A call's voice activity detector."""
+    def voice_name(self, voice: str | None = None) -> str:
+        """The TTS voice a call speaks with (`voice` overrides the default); caches key on it."""
+        if self.settings.tts is TTSChoice.CARTESIA:
+            return f"cartesia:{voice or self.settings.cartesia_voice_id}"
+        return "piper:en_US-joe-medium"
+
+    def vad(self, stop_secs: float | None = None) -> FastSileroVAD:
+        """A call's voice activity detector; `stop_secs` overrides `VAD_STOP_SECS`."""
         from voice.pipecat.vad import FastSileroVAD
 
-        return FastSileroVAD(self.silero, params=VADParams(stop_secs=self.settings.vad_stop_secs))
+        stop = self.settings.vad_stop_secs if stop_secs is None else stop_secs
+        return FastSileroVAD(self.silero, params=VADParams(stop_secs=stop))
 
-    def stt(self) -> FrameProcessor:
-        """A call's speech-to-text service."""
+    def stt(self, language: str | None = None) -> FrameProcessor:
+        """A call's speech-to-text service (`language` for Deepgram; Whisper tiny.en is English)."""
         if self.settings.stt is STTChoice.DEEPGRAM:
-            return cloud.deepgram_stt(self.settings)
+            return cloud.deepgram_stt(self.settings, language)
         from voice.pipecat.offline import SharedWhisperSTT
 
         return SharedWhisperSTT(self.whisper)
 
-    def agent(self, instructions: str) -> FrameProcessor:
+    def agent(self, instructions: str, model: str | None = None) -> FrameProcessor:
         """A call's agent: the LLM service with the call's system prompt, or the echo agent."""
         if self.settings.llm is LLMChoice.OPENAI:
-            return cloud.openai_llm(self.settings, instructions)
+            return cloud.openai_llm(self.settings, instructions, model)
         return EchoAgent()
 
-    def tts(self) -> FrameProcessor:
-        """A call's text-to-speech service."""
+    def tts(self, voice: str | None = None, language: str | None = None) -> FrameProcessor:
+        """A call's text-to-speech service (`voice` and `language` for Cartesia; Piper has one)."""
         if self.settings.tts is TTSChoice.CARTESIA:
-            return cloud.cartesia_tts(self.settings)
+            return cloud.cartesia_tts(self.settings, voice, language)
         from voice.pipecat.offline import SharedPiperTTS
 
         return SharedPiperTTS(self.piper)

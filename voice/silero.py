@@ -114,11 +114,15 @@ class SileroBatcher:
         self._flush, self._urgent = None, False
         pending, self._pending = self._pending, {}
         for sample_rate, windows in pending.items():
-            live = [w for w in windows if not w.scored.done()]
-            for start in range(0, len(live), MAX_BATCH):
-                self._run(live[start : start + MAX_BATCH], sample_rate)
+            for start in range(0, len(windows), MAX_BATCH):
+                self._run(windows[start : start + MAX_BATCH], sample_rate)
 
-    def _run(self, windows: list[_Window], sample_rate: int) -> None:
+    def _run(self, queued: list[_Window], sample_rate: int) -> None:
+        # A call that hung up cancelled its window's future: it is owed nothing,
+        # and setting its result would raise before the other calls hear theirs.
+        windows = [w for w in queued if not w.scored.done()]
+        if not windows:
+            return
         try:
             probabilities, states = self._session.run(
                 None,

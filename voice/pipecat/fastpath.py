@@ -37,9 +37,11 @@ from starlette.websockets import WebSocket
 
 from voice.pipecat.turns import SegmentTranscribedFrame
 from voice.pipecat.vad import FastSileroVAD
+from voice.prompts import PromptPlayer
 
 # Caller audio per frame while they are quiet.
 QUIET_FRAME_MS = 100
+PACKET_MS = 20  # one Twilio media packet
 
 
 class _DirectInput(FastAPIWebsocketInputTransport):
@@ -96,6 +98,18 @@ class TelephonyTransport(FastAPIWebsocketTransport):
             self, self._client, self._params, name=self._input_name, frame_ms=audio_in_frame_ms
         )
         self._input = self._direct
+
+    async def line_goes_quiet(self, seconds: float) -> None:
+        """The caller hung up: the line goes quiet, so what they were saying ends.
+
+        VAD then hears the end of their last words, and the STT transcribes them.
+        """
+        rate = self._direct.sample_rate
+        packet = bytes(2 * rate * PACKET_MS // 1000)
+        for _ in range(round(seconds * 1000 / PACKET_MS)):
+            await self._direct.push_audio_frame(
+                InputAudioRawFrame(audio=packet, sample_rate=rate, num_channels=1)
+            )
 
     def follow(self, vad: FastSileroVAD) -> None:
         """Size the caller's frames by what `vad` is listening for.
@@ -196,7 +210,9 @@ class AudioBlindObserver(WorkerObserver):
 def _unobserved(frame: Frame, processor: FrameProcessor) -> bool:
     if isinstance(frame, InputAudioRawFrame):
         return True
-    return isinstance(frame, OutputAudioRawFrame) and isinstance(processor, BaseOutputTransport)
+    # The prompt player passes the TTS's audio on (the TTS's own push is observed).
+    senders = (BaseOutputTransport, PromptPlayer)
+    return isinstance(frame, OutputAudioRawFrame) and isinstance(processor, senders)
 
 
 def blind_to_audio(worker: PipelineWorker) -> None:

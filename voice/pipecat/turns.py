@@ -80,6 +80,20 @@ class PatientSpeechTimeout(SpeechTimeoutUserTurnStopStrategy):
             self._changed.set()
         return await super().process_frame(frame)
 
+    def caller_done(self) -> bool:
+        """Whether the caller is not speaking and all they said has been transcribed."""
+        return not self._vad_user_speaking and not self._pending()
+
+    async def wait_caller_done(self, within: float) -> bool:
+        """Wait (at most `within` seconds) until `caller_done`; whether it came true."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not self.caller_done():
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(RECHECK_SECS)
+        return True
+
     def _pending(self) -> bool:
         starting = self._vad.hears_speech and not self._vad_user_speaking
         owed = self._segmented_stt and self._transcribed < self._stops

@@ -1,7 +1,7 @@
 """Dial-out attempts: recorded before the provider is asked, with their Idempotency-Key.
 
-Revision ID: 0002_dialout_attempts
-Revises: 0001
+Revision ID: 0006_dialout_attempts
+Revises: 0005_text_columns
 Create Date: 2026-11-29
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_dialout_attempts"
-down_revision: str | Sequence[str] | None = "0001"
+revision: str = "0006_dialout_attempts"
+down_revision: str | Sequence[str] | None = "0005_text_columns"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
