@@ -26,11 +26,11 @@ from fastapi import FastAPI
 from loguru import logger
 from pydantic import ValidationError
 
-import console
 from assistants import routes as assistants_routes
 from assistants.loading import AssistantsFileError
 from assistants.registry import Assistants
 from calls import control, stream, webhook
+from console import site as console
 from dialout import routes as dialout
 from dialout.status import CallStatusStore
 from events.builders import EventBuilder
