@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from latency.stages import Reply, Stage
 from ops.logs import mask_phone_numbers
-from settings import Settings
-from telephony import CallInfo
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: deps imports this module, and telephony's package imports deps
     from latency.otlp import OTLPExporter
+    from settings import Settings
+    from telephony.call_info import CallInfo
 
 ERROR_END = "error"
 
