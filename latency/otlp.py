@@ -162,12 +162,14 @@ class OTLPExporter:
                     )
                 ]
             )
-            await self._post(request.SerializeToString(), len(batch), retry=retry)
+            sent = await self._post(request.SerializeToString(), len(batch), retry=retry)
             # Taken off only now: a batch cut short by stopping is sent again by `close`.
             del self._queue[: len(batch)]
-            self._dropping = False
+            if sent:
+                self._dropping = False
 
-    async def _post(self, body: bytes, spans: int, *, retry: bool) -> None:
+    async def _post(self, body: bytes, spans: int, *, retry: bool) -> bool:
+        """Post one batch; whether the collector took it."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_SECS))
         backoff = FIRST_BACKOFF_SECS
@@ -181,11 +183,11 @@ class OTLPExporter:
                         if self._failing:
                             self._failing = False
                             logger.info("Trace export works again")
-                        return
+                        return True
                     problem = f"HTTP {answer.status}: {(await answer.text())[:200]}"
                     if answer.status not in RETRYABLE:
                         self._failed(f"{spans} spans refused by the collector ({problem})")
-                        return
+                        return False
                     wait = _retry_after(answer.headers.get("Retry-After"), backoff)
             except (aiohttp.ClientError, TimeoutError) as e:
                 problem = f"{type(e).__name__}: {e}"
@@ -194,6 +196,7 @@ class OTLPExporter:
                 await asyncio.sleep(wait)
                 backoff *= 2
         self._failed(f"{spans} spans not sent ({problem})")
+        return False
 
     def _failed(self, what: str) -> None:
         if not self._failing:
