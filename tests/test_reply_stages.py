@@ -1,5 +1,6 @@
 """The stage observer on the frame sequences real calls have but a test call rarely hits:
-the greeting, a caller who pauses and goes on, a barge-in, a reply's tail after the turn.
+the greeting, a caller who pauses and goes on, a barge-in, a reply's tail after the turn;
+and the benchmark's breakdown of the stage histogram between two scrapes.
 
 The frames are Pipecat's own, pushed with the pipeline clock's times as the worker's
 observer hands them on; the end-to-end measurement is in tests/test_tracing.py.
@@ -26,7 +27,9 @@ from pipecat.observers.base_observer import FramePushed
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from latency.breakdown import breakdown
 from latency.stages import Reply, ReplyStages, Stage
+from ops.metrics import Metrics
 
 STOP_SECS = 0.2
 MS = 1_000_000  # pipeline clock: nanoseconds
@@ -165,3 +168,24 @@ async def test_a_turn_the_caller_takes_back_has_no_reply() -> None:
         Stage.TURN_END,
         Stage.FIRST_PACKET,
     }
+
+
+def test_the_breakdown_between_two_scrapes_counts_only_the_replies_between_them() -> None:
+    metrics = Metrics(live_calls=lambda: 0, capacity=1)
+    series = metrics.reply_stages.labels(stage=Stage.TURN_END)
+    series.observe(9.0)  # before the step: not counted
+    before = metrics.exposition().decode()
+    for seconds in (0.55, 0.58, 0.65, 0.7, 1.1):
+        series.observe(seconds)
+    after = metrics.exposition().decode()
+
+    [(stage, stats)] = breakdown(before, after).items()
+    assert stage is Stage.TURN_END
+    assert stats.replies == 5
+    assert stats.mean == pytest.approx(0.716)
+    # As Prometheus' histogram_quantile: rank 2.5 of 5 lies in (0.5, 0.6], which holds
+    # the first two, and (0.6, 0.75] the next two: 0.6 + 0.15 * (2.5 - 2) / 2.
+    assert stats.p50 == pytest.approx(0.6375)
+    # Rank 4.75: in (1.0, 1.25], which holds the fifth.
+    assert stats.p95 == pytest.approx(1.1875)
+    assert stats.as_ms() == {"mean_ms": 716.0, "p50_ms": 637.5, "p95_ms": 1187.5}
