@@ -16,8 +16,8 @@ adds nothing per frame; while it is off, nothing at all (not even an import).
 Each call's trace id and span ids are its own, and every span names its parent
 itself: the call's root none, a turn its call's, a stage its turn's. Nothing
 is read from an ambient (contextvars) context, which an asyncio task inherits
-from whatever started it: that is how Pipecat's own tracing nests one call's
-spans in another's when calls overlap (pipecat#2202).
+from whatever started it: Pipecat's own tracing falls back to it, and that is
+how overlapping calls' spans came to nest in each other (pipecat#2202).
 """
 
 from __future__ import annotations
