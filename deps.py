@@ -18,6 +18,7 @@ from assistants.registry import Assistants
 from console.session import COOKIE, Session, read_session, require_csrf, require_session
 from dialout.placers import Placer
 from dialout.status import CallStatusStore
+from latency.traces import Traces
 from ops.admission import Admission, require_capacity
 from ops.metrics import Metrics
 from recording.recorder import Recordings
@@ -47,6 +48,8 @@ VoiceDep = Annotated[VoiceStack, Depends(_from_state("voice", VoiceStack))]
 # Admission control and the live calls.
 AdmissionDep = Annotated[Admission, Depends(_from_state("admission", Admission))]
 MetricsDep = Annotated[Metrics, Depends(_from_state("metrics", Metrics))]
+# Calls' OpenTelemetry traces (off without OTEL_EXPORTER_OTLP_ENDPOINT).
+TracesDep = Annotated[Traces, Depends(_from_state("traces", Traces))]
 # Call records and transcripts.
 RecordsDep = Annotated[Recorder, Depends(_from_state("records", Recorder))]
 # Call recordings made by this server (RECORDING=local) and where they are kept.

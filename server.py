@@ -35,6 +35,7 @@ from dialout import routes as dialout
 from dialout.status import CallStatusStore
 from events.builders import EventBuilder
 from events.sender import EventMetrics, EventSender
+from latency.traces import Traces
 from ops import drain, health, workers
 from ops import routes as ops
 from ops.admission import Admission
@@ -101,6 +102,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         await sender.stop()
         await app.state.tool_client.aclose()
         await app.state.records.close()
+        await app.state.traces.close()
 
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
@@ -108,6 +110,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     app.state.metrics = Metrics(
         live_calls=lambda: app.state.admission.running, capacity=settings.call_capacity
     )
+    app.state.traces = Traces(settings)
     app.state.records = Recorder(
         CallStore(settings.database_url.get_secret_value()),
         transcripts=settings.store_transcripts,
