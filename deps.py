@@ -19,6 +19,7 @@ from console.session import COOKIE, Session, read_session, require_csrf, require
 from dialout.idempotency import OncePlacer
 from dialout.placers import Placer
 from dialout.status import CallStatusStore
+from latency.traces import Traces
 from ops.admission import Admission, require_capacity
 from ops.handshakes import Handshakes
 from ops.metrics import Metrics
@@ -52,6 +53,8 @@ AdmissionDep = Annotated[Admission, Depends(_from_state("admission", Admission))
 MetricsDep = Annotated[Metrics, Depends(_from_state("metrics", Metrics))]
 # The media streams still handshaking, against MAX_HANDSHAKING.
 HandshakesDep = Annotated[Handshakes, Depends(_from_state("handshakes", Handshakes))]
+# Calls' OpenTelemetry traces (off without OTEL_EXPORTER_OTLP_ENDPOINT).
+TracesDep = Annotated[Traces, Depends(_from_state("traces", Traces))]
 # Call records and transcripts.
 RecordsDep = Annotated[Recorder, Depends(_from_state("records", Recorder))]
 # Dial-out attempts on record, for the stream tokens that name one.

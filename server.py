@@ -26,15 +26,16 @@ from fastapi import FastAPI
 from loguru import logger
 from pydantic import ValidationError
 
-import console
 from assistants import routes as assistants_routes
 from assistants.loading import AssistantsFileError
 from assistants.registry import Assistants
 from calls import control, stream, webhook
+from console import site as console
 from dialout import routes as dialout
 from dialout.status import CallStatusStore
 from events.builders import EventBuilder
 from events.sender import EventMetrics, EventSender
+from latency.traces import Traces
 from ops import drain, health, workers
 from ops import routes as ops
 from ops.admission import Admission
@@ -103,6 +104,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         await sender.stop()
         await app.state.tool_client.aclose()
         await app.state.records.close()
+        await app.state.traces.close()
 
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
@@ -111,6 +113,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     app.state.metrics = Metrics(
         live_calls=lambda: app.state.admission.running, capacity=settings.call_capacity
     )
+    app.state.traces = Traces(settings)
     app.state.records = Recorder(
         CallStore(settings.database_url.get_secret_value()),
         transcripts=settings.store_transcripts,

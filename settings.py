@@ -20,6 +20,7 @@ from config.assistants import AssistantsSettings
 from config.dialout import DialoutSettings
 from config.recording import RecordingMode, RecordingSettings
 from config.telephony import TelephonySettings
+from config.tracing import TracingSettings
 from config.voice import VoiceSettings
 from ops.cpus import available_cpus
 
@@ -47,6 +48,7 @@ class Settings(
     DialoutSettings,
     RecordingSettings,
     AssistantsSettings,
+    TracingSettings,
 ):
     """Switchboard's settings. Field names are the environment variables, upper-cased."""
 

@@ -37,6 +37,7 @@ from deps import (
     RecordsDep,
     SettingsDep,
     ToolClientDep,
+    TracesDep,
     VoiceDep,
 )
 from ops.admission import proxy_retries
@@ -82,6 +83,7 @@ async def media_stream(
     tool_client: ToolClientDep,
     recordings: RecordingsDep,
     attempts: AttemptsDep,
+    traces: TracesDep,
 ) -> None:
     """Run one call, from its `start` message to its hang-up."""
     if (refusal := admission.refusal) is not None and proxy_retries(websocket):
@@ -125,8 +127,10 @@ async def media_stream(
                 recording.set_recording("local", tape.path.name)
         elif settings.recording is RecordingMode.TWILIO:
             recordings.ask_twilio(settings, call, public_base(websocket, settings))
+        trace = traces.start(call, accepted_at)
 
         async def finish(reason: EndReason) -> None:
+            trace.end(reason)
             # The recording ends with the call, and is kept once the record has ended.
             if tape is not None:
                 await tape.close()
@@ -160,7 +164,9 @@ async def media_stream(
             )
             bot = Bot(call, transport, voice, settings, assistant=choice.assistant, tools=tools)
             recording.follow(bot.aggregators)
-            metrics.watch(bot.worker, call.direction, accepted_at, recording.add_reply_latency)
+            metrics.watch(
+                bot.worker, call.direction, accepted_at, recording.add_reply_latency, trace.reply
+            )
         except Exception:
             logger.exception("Could not set the call up")
             await finish(EndReason.ERROR)

@@ -19,6 +19,7 @@ up all of them, so the gauges are the machine's totals.
     switchboard_dialout_results_total             by provider, outcome and Twilio error code
     switchboard_first_bot_audio_seconds           from media stream accept to the bot's first audio
     switchboard_response_latency_seconds          caller stops speaking → first bot audio, per turn
+    switchboard_reply_stage_seconds               caller stops speaking → each stage of the reply
     switchboard_record_write_failures_total       call record writes given up on
 """
 
@@ -30,13 +31,14 @@ from enum import StrEnum
 
 from pipecat.frames.frames import BotStartedSpeakingFrame
 from pipecat.observers.base_observer import BaseObserver, FramePushed
-from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.values import MutexValue, ValueClass
+
+from latency.stages import Reply, ReplyStages, Stage
 
 REJECTED = "rejected"
 NO_ERROR_CODE = "none"
@@ -54,6 +56,8 @@ TWILIO_ERROR_CODES = frozenset(
 HTTP_ERROR_STATUSES = range(400, 600)
 
 LATENCY_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+# Finer than LATENCY_BUCKETS: the early stages (VAD's stop, the turn's end) are tenths.
+STAGE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 DURATION_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600)
 
 
@@ -156,6 +160,15 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.reply_stages = Histogram(
+            "switchboard_reply_stage_seconds",
+            "Time from the caller's end of speech to each stage of the bot's reply, per turn "
+            "(vad_stop, stt_final, turn_end, llm_first_token, tts_first_audio, first_packet)",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self._stage_series = {stage: self.reply_stages.labels(stage=stage) for stage in Stage}
         self.record_write_failures = Counter(
             "switchboard_record_write_failures_total",
             "Call record writes given up on (after retries, when the error may pass)",
@@ -222,26 +235,30 @@ class Metrics:
         direction: str,
         accepted_at: float,
         on_reply: Callable[[float], None] | None = None,
+        on_stages: Callable[[Reply], None] | None = None,
     ) -> None:
-        """Time a call's first bot audio and its reply to each turn.
+        """Time a call's first bot audio and its reply to each turn, stage by stage.
 
         Args:
             worker: The call's pipeline worker, before it runs.
             direction: `inbound` or `outbound`.
             accepted_at: `time.monotonic()` when its media stream was accepted.
             on_reply: Also told each turn's reply latency (e.g. the call's record).
+            on_stages: Also told each reply's stages (e.g. the call's trace).
         """
         first_audio = self.first_bot_audio.labels(direction=_direction(direction))
         worker.add_observer(FirstBotAudioObserver(accepted_at, first_audio.observe))
-        turns = UserBotLatencyObserver()
 
-        @turns.event_handler("on_latency_measured")
-        async def _turn(_observer: UserBotLatencyObserver, seconds: float) -> None:
-            self.response_latency.observe(seconds)
+        def replied(reply: Reply) -> None:
+            self.response_latency.observe(reply.latency)
+            for stage, seconds in reply.stages.items():
+                self._stage_series[stage].observe(seconds)
             if on_reply is not None:
-                on_reply(seconds)
+                on_reply(reply.latency)
+            if on_stages is not None:
+                on_stages(reply)
 
-        worker.add_observer(turns)
+        worker.add_observer(ReplyStages(replied))
 
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text format (all workers' summed in multiprocess mode)."""
