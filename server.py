@@ -39,6 +39,7 @@ from latency.traces import Traces
 from ops import drain, health, workers
 from ops import routes as ops
 from ops.admission import Admission
+from ops.handshakes import Handshakes
 from ops.logs import configure_logging
 from ops.machine import Machine
 from ops.metrics import Metrics
@@ -50,6 +51,7 @@ from records.outbox import Outbox
 from records.recorder import Recorder
 from records.store import CallStore
 from settings import Settings
+from telephony.stream_token import stream_secret
 from tools.http import ToolClient
 from tools.metrics import ToolMetrics
 from voice import VoiceStack
@@ -107,6 +109,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
     app.state.admission = Admission(settings.call_capacity)
+    app.state.handshakes = Handshakes(settings.max_handshaking)
     app.state.metrics = Metrics(
         live_calls=lambda: app.state.admission.running, capacity=settings.call_capacity
     )
@@ -117,6 +120,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         failed=app.state.metrics.record_write_failed,
     )
     app.state.call_status = CallStatusStore(app.state.records.store)
+    app.state.attempts = app.state.call_status.attempts
     app.state.recordings = Recordings(settings, app.state.records.store)
     app.state.admission.on_change(app.state.metrics.calls_changed)
     if machine is not None:
@@ -160,6 +164,11 @@ def warn_about_open_doors(settings: Settings) -> None:
         logger.warning(
             "Twilio signatures are NOT checked (no TWILIO_AUTH_TOKEN, or "
             "TWILIO_VALIDATE_SIGNATURES=false): anyone who finds this server can use it"
+        )
+    if stream_secret(settings) is None:
+        logger.warning(
+            "Media streams carry no per-call token (no STREAM_SECRET, and Twilio signatures "
+            "are not checked): a stream's start message is not authenticated"
         )
     if not settings.exotel_authenticates:
         logger.warning(

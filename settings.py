@@ -75,6 +75,8 @@ class Settings(
     # Unset: what the benchmark measured for the voice services chosen (`call_capacity`).
     max_calls: int | None = Field(None, ge=1)
     drain_timeout: float = Field(300.0, ge=0)
+    # Sockets on /ws that have not yet sent a verified `start`; the next one is refused.
+    max_handshaking: int = Field(64, ge=1)
     # Processes serving one port (ops/workers.py); unset: one per CPU available.
     workers: int | None = Field(None, ge=1, le=256)
 
@@ -101,6 +103,7 @@ class Settings(
         "openai_base_url",
         "cartesia_api_key",
         "dialout_api_key",
+        "stream_secret",
         "assistants_file",
         "events_url",
         "webhook_secret",
@@ -137,6 +140,13 @@ class Settings(
                 "DIALOUT_API_KEY is set: dial-out also needs Twilio's TWILIO_ACCOUNT_SID "
                 "and TWILIO_AUTH_TOKEN, or Exotel's EXOTEL_API_KEY, EXOTEL_API_TOKEN, "
                 "EXOTEL_ACCOUNT_SID and EXOTEL_CALLER_ID"
+            )
+        if self.dialout_api_key is not None and self.public_url is None:
+            # Never the request's Host: a forged header would send the callee's audio elsewhere.
+            raise ValueError(
+                "DIALOUT_API_KEY is set: dial-out also needs PUBLIC_URL (e.g. "
+                "https://bot.example.com), where the providers stream placed calls and send "
+                "their status"
             )
         return self
 

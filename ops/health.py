@@ -33,6 +33,8 @@ def configuration_problems(settings: Settings) -> list[str]:
     caller id may come with each request, so neither is a problem here.
     """
     problems = []
+    if settings.dialout_api_key is not None and settings.public_url is None:
+        problems.append("dial-out is enabled but PUBLIC_URL is not set")
     exotel_refused = settings.validates_signatures and not settings.exotel_authenticates
     if settings.dialout_api_key is not None and settings.can_dial_exotel and exotel_refused:
         problems.append(

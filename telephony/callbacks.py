@@ -130,13 +130,4 @@ EXOTEL_STATUS_CALLBACK: dict[str, Any] = {
             "application/json": {"schema": _EXOTEL_JSON},
         },
     },
-    "parameters": [
-        {
-            "name": "token",
-            "in": "query",
-            "required": True,
-            "schema": {"type": "string"},
-            "description": "The secret the callback URL carries (derived from DIALOUT_API_KEY)",
-        }
-    ],
 }

@@ -13,7 +13,7 @@ from pathlib import Path
 from recording.store import S3Store
 from recording.wav import WavWriter
 from simulator import SimulatedCall
-from tests.conftest import MakeServer, offline_settings
+from tests.conftest import OWN_URL, MakeServer, offline_settings
 from tests.conversation import hear_greeting
 from tests.recording_helpers import API_KEY, Recording, get, recording_when_kept
 from tests.records_helpers import reading
@@ -31,6 +31,7 @@ async def test_a_crash_keeps_what_was_said_and_the_next_start_uploads_it(
         "recordings_dir": str(folder),
         "database_url": f"sqlite:///{tmp_path / 'switchboard.db'}",
         "dialout_api_key": API_KEY,
+        "public_url": OWN_URL,
         "twilio_account_sid": "AC" + "0" * 32,
         "twilio_auth_token": "unused-token",
         "twilio_validate_signatures": "false",
