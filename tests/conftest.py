@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 import soxr
 from loguru import logger
 
+from records.store import CallStore
 from server import create_app
 from settings import Settings
 from tests.fake_exotel import FakeExotel
@@ -117,6 +118,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.create_database()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[CallStore]:
+    """A migrated call store on each kind of database."""
+    store = CallStore(database_url)
+    await store.migrate()
+    yield store
+    await store.close()
 
 
 @pytest.fixture(scope="session")

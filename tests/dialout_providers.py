@@ -37,6 +37,22 @@ WS_USER, WS_PASSWORD = "exotel-applet", "p@ss:w/rd#1"  # must survive the URL's 
 ServerAnswer = tuple[int, dict[str, str], Any]  # status, headers, body (parsed when JSON)
 
 
+def status_callback(call_sid: str, status: str, sequence: int, **extra: str) -> dict[str, str]:
+    """The form of Twilio's status callback for a call placed to CALLEE."""
+    return {
+        "AccountSid": TEST_ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call_sid,
+        "CallStatus": status,
+        "Direction": "outbound-api",
+        "From": OUR_NUMBER,
+        "To": CALLEE,
+        "SequenceNumber": str(sequence),
+        "CallbackSource": "call-progress-events",
+        **extra,
+    }
+
+
 async def http(
     method: str,
     url: str,

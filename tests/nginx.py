@@ -16,9 +16,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
+from tests.lifecycle import Service
 from tests.server_thread import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +49,7 @@ def render(config: str, port: int, replicas: list[int], folder: Path) -> str:
     return config.replace("http {\n", "http {\n" + temp, 1)
 
 
-class Nginx:
+class Nginx(Service):
     """nginx in the foreground on a free loopback port, with the shipped configuration."""
 
     def __init__(self, replicas: list[int]) -> None:
@@ -98,14 +98,3 @@ class Nginx:
                 self._process.kill()
                 self._process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -3,10 +3,7 @@ search, the calls in progress with their last words, a period's figures, reply l
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from records import dashboard
 from records.models import TurnRole
@@ -20,14 +17,6 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def call(n: int) -> CallInfo:
     return CallInfo(provider="twilio", call_sid=f"CA{n:032x}", stream_sid=f"MZ{n:032x}")
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[CallStore]:
-    store = CallStore(database_url)
-    await store.migrate()
-    yield store
-    await store.close()
 
 
 async def test_calls_are_found_by_what_was_said_taken_literally(store: CallStore) -> None:

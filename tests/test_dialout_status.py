@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dialout.placers import exotel_status_token
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
+from tests.conftest import TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.dialout_providers import (
     AUTH,
     CALLEE,
@@ -20,6 +20,7 @@ from tests.dialout_providers import (
     http,
     latest,
     post_signed,
+    status_callback,
 )
 from tests.fake_exotel import FakeExotel
 from tests.fake_twilio import FakeTwilio
@@ -45,21 +46,6 @@ async def post_status(
     return await post_signed(f"{server.url}/status", form, token)
 
 
-def callback(call_sid: str, status: str, sequence: int, **extra: str) -> dict[str, str]:
-    return {
-        "AccountSid": TEST_ACCOUNT_SID,
-        "ApiVersion": "2010-04-01",
-        "CallSid": call_sid,
-        "CallStatus": status,
-        "Direction": "outbound-api",
-        "From": OUR_NUMBER,
-        "To": CALLEE,
-        "SequenceNumber": str(sequence),
-        "CallbackSource": "call-progress-events",
-        **extra,
-    }
-
-
 async def test_status_callbacks_keep_each_placed_calls_latest_status(
     make_server: MakeServer, twilio: FakeTwilio
 ) -> None:
@@ -67,21 +53,23 @@ async def test_status_callbacks_keep_each_placed_calls_latest_status(
     server, sid = await placed_call(make_server, TwilioDialout(twilio), body)
 
     assert (await latest(server, sid))["status"] == "queued"
-    assert await post_status(server, callback(sid, "initiated", 0)) == 204
-    assert await post_status(server, callback(sid, "ringing", 1)) == 204
+    assert await post_status(server, status_callback(sid, "initiated", 0)) == 204
+    assert await post_status(server, status_callback(sid, "ringing", 1)) == 204
     assert (await latest(server, sid))["status"] == "ringing"
-    answered = callback(sid, "in-progress", 2, AnsweredBy="human")
+    answered = status_callback(sid, "in-progress", 2, AnsweredBy="human")
     assert await post_status(server, answered) == 204
-    assert await post_status(server, callback(sid, "ringing", 1)) == 204  # late, out of order
+    assert (
+        await post_status(server, status_callback(sid, "ringing", 1)) == 204
+    )  # late, out of order
     now = await latest(server, sid)
     assert (now["status"], now["answered_by"]) == ("in-progress", "human")
 
-    forged = callback(sid, "completed", 3, CallDuration="1")
+    forged = status_callback(sid, "completed", 3, CallDuration="1")
     assert await post_status(server, forged, token=None) == 403
     assert await post_status(server, forged, token="someone-elses-token") == 403
     assert (await latest(server, sid))["status"] == "in-progress"
 
-    assert await post_status(server, callback(sid, "completed", 3, CallDuration="42")) == 204
+    assert await post_status(server, status_callback(sid, "completed", 3, CallDuration="42")) == 204
     assert (await latest(server, sid)).items() >= {
         "call_sid": sid,
         "status": "completed",
@@ -99,7 +87,7 @@ async def test_a_signed_status_of_a_call_not_on_record_starts_its_record(
     # record could be written), not to be dropped.
     server = TwilioDialout(twilio).server(make_server)
     stranger = "CA" + "5" * 32
-    assert await post_status(server, callback(stranger, "ringing", 1)) == 204
+    assert await post_status(server, status_callback(stranger, "ringing", 1)) == 204
     record = await latest(server, stranger)
     assert (record["status"], record["direction"], record["provider"]) == (
         "ringing",
@@ -108,7 +96,9 @@ async def test_a_signed_status_of_a_call_not_on_record_starts_its_record(
     )
     assert await post_status(server, {"CallStatus": "ringing"}) == 400
     assert (
-        await post_status(server, callback(stranger, "in-progress", 2) | {"SequenceNumber": "x"})
+        await post_status(
+            server, status_callback(stranger, "in-progress", 2) | {"SequenceNumber": "x"}
+        )
         == 204
     )
     assert (await latest(server, stranger))["status"] == "in-progress"
@@ -120,7 +110,7 @@ async def test_unsigned_status_of_a_call_not_on_record_is_left_alone(
     # Signatures off (no auth token): anyone may post, so a stranger starts no record.
     server = make_server()
     stranger = "CA" + "6" * 32
-    assert await post_status(server, callback(stranger, "ringing", 1), token=None) == 204
+    assert await post_status(server, status_callback(stranger, "ringing", 1), token=None) == 204
     status, _, _ = await http("GET", f"{server.url}/calls/{stranger}", headers=AUTH)
     assert status in (401, 404)
 

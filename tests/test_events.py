@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,14 +47,6 @@ def by_call(delivered: list[Received]) -> dict[str, list[str]]:
     for received in delivered:
         calls.setdefault(received.body["data"]["call_sid"], []).append(received.body["type"])
     return calls
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[CallStore]:
-    store = CallStore(database_url)
-    await store.migrate()
-    yield store
-    await store.close()
 
 
 def listening(store: CallStore, url: str | None = "https://crm.example.com/events") -> None:

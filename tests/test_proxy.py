@@ -23,6 +23,7 @@ from twilio.request_validator import RequestValidator
 
 from simulator import SimulatedCall, parse_twiml
 from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
+from tests.dialout_providers import CALLEE, OUR_NUMBER, status_callback
 from tests.fake_twilio import FakeTwilio
 from tests.nginx import Nginx
 from tests.ops_helpers import eventually, readiness
@@ -32,8 +33,6 @@ from tests.server_process import ServerProcess
 
 DIALOUT_KEY = "proxy-test-dialout-key-0123456789"
 AUTH = {"Authorization": f"Bearer {DIALOUT_KEY}"}
-OUR_NUMBER = "+15550001111"
-CALLEE = "+15557654321"
 
 
 @dataclass
@@ -119,20 +118,6 @@ async def _status(deployment: Deployment, form: dict[str, str]) -> int:
     return response.status_code
 
 
-def _callback(call_sid: str, status: str, sequence: int, **extra: str) -> dict[str, str]:
-    return {
-        "AccountSid": TEST_ACCOUNT_SID,
-        "ApiVersion": "2010-04-01",
-        "CallSid": call_sid,
-        "CallStatus": status,
-        "Direction": "outbound-api",
-        "From": OUR_NUMBER,
-        "To": CALLEE,
-        "SequenceNumber": str(sequence),
-        **extra,
-    }
-
-
 async def test_a_dialout_placed_on_one_replica_gets_its_status_on_the_other(
     deployment: Deployment,
 ) -> None:
@@ -151,7 +136,7 @@ async def test_a_dialout_placed_on_one_replica_gets_its_status_on_the_other(
 
     # Twilio's progress reports, each on a connection of its own, as Twilio sends them.
     for sequence, status in enumerate(("initiated", "ringing", "in-progress")):
-        assert await _status(deployment, _callback(sid, status, sequence)) == 204
+        assert await _status(deployment, status_callback(sid, status, sequence)) == 204
     stream_url, parameters = parse_twiml(sent.value("Twiml") or "")
     callee = SimulatedCall(
         deployment.nginx.url,
@@ -164,7 +149,7 @@ async def test_a_dialout_placed_on_one_replica_gets_its_status_on_the_other(
     await callee.connect_stream(stream_url, parameters)
     await callee.wait_for_bot_audio(timeout=60)  # the bot greets after its wait
     await callee.hang_up()
-    completed = _callback(sid, "completed", 3, CallDuration="7")
+    completed = status_callback(sid, "completed", 3, CallDuration="7")
     assert await _status(deployment, completed) == 204
 
     assert _logged(other, sid, "Call status: "), "no status callback reached the other replica"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,14 +29,6 @@ def call_info(sid: str = "CA" + "1" * 32, direction: str = "inbound") -> CallInf
         direction=direction,
         parameters={"customer": "42"},
     )
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[CallStore]:
-    store = CallStore(database_url)
-    await store.migrate()
-    yield store
-    await store.close()
 
 
 async def test_migrations_create_the_tables_and_run_again_harmlessly(store: CallStore) -> None:
