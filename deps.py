@@ -16,11 +16,15 @@ from starlette.requests import HTTPConnection
 
 from assistants.registry import Assistants
 from console.session import COOKIE, Session, read_session, require_csrf, require_session
+from dialout.idempotency import OncePlacer
 from dialout.placers import Placer
 from dialout.status import CallStatusStore
+from latency.traces import Traces
 from ops.admission import Admission, require_capacity
+from ops.handshakes import Handshakes
 from ops.metrics import Metrics
 from recording.recorder import Recordings
+from records.attempts import AttemptStore
 from records.recorder import Recorder
 from settings import Settings
 from tools.http import ToolClient
@@ -47,14 +51,22 @@ VoiceDep = Annotated[VoiceStack, Depends(_from_state("voice", VoiceStack))]
 # Admission control and the live calls.
 AdmissionDep = Annotated[Admission, Depends(_from_state("admission", Admission))]
 MetricsDep = Annotated[Metrics, Depends(_from_state("metrics", Metrics))]
+# The media streams still handshaking, against MAX_HANDSHAKING.
+HandshakesDep = Annotated[Handshakes, Depends(_from_state("handshakes", Handshakes))]
+# Calls' OpenTelemetry traces (off without OTEL_EXPORTER_OTLP_ENDPOINT).
+TracesDep = Annotated[Traces, Depends(_from_state("traces", Traces))]
 # Call records and transcripts.
 RecordsDep = Annotated[Recorder, Depends(_from_state("records", Recorder))]
+# Dial-out attempts on record, for the stream tokens that name one.
+AttemptsDep = Annotated[AttemptStore, Depends(_from_state("attempts", AttemptStore))]
 # Call recordings made by this server (RECORDING=local) and where they are kept.
 RecordingsDep = Annotated[Recordings, Depends(_from_state("recordings", Recordings))]
 # The latest status of placed calls.
 CallStatusDep = Annotated[CallStatusStore, Depends(_from_state("call_status", CallStatusStore))]
 # One dial-out placer per provider, by name.
 PlacersDep = Annotated[dict[str, Placer], Depends(_from_state("placers", dict))]
+# Places each dial-out at most once per Idempotency-Key, on record before it is placed.
+OncePlacerDep = Annotated[OncePlacer, Depends(_from_state("once", OncePlacer))]
 # The assistants in force (reloaded when their file changes).
 AssistantsDep = Annotated[Assistants, Depends(_from_state("assistants", Assistants))]
 # The HTTP client for assistants' tools.

@@ -26,18 +26,20 @@ from fastapi import FastAPI
 from loguru import logger
 from pydantic import ValidationError
 
-import console
 from assistants import routes as assistants_routes
 from assistants.loading import AssistantsFileError
 from assistants.registry import Assistants
 from calls import control, stream, webhook
+from console import site as console
 from dialout import routes as dialout
 from dialout.status import CallStatusStore
 from events.builders import EventBuilder
 from events.sender import EventMetrics, EventSender
+from latency.traces import Traces
 from ops import drain, health, workers
 from ops import routes as ops
 from ops.admission import Admission
+from ops.handshakes import Handshakes
 from ops.logs import configure_logging
 from ops.machine import Machine
 from ops.metrics import Metrics
@@ -49,6 +51,7 @@ from records.outbox import Outbox
 from records.recorder import Recorder
 from records.store import CallStore
 from settings import Settings
+from telephony.stream_token import stream_secret
 from tools.http import ToolClient
 from tools.metrics import ToolMetrics
 from voice import VoiceStack
@@ -101,19 +104,23 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         await sender.stop()
         await app.state.tool_client.aclose()
         await app.state.records.close()
+        await app.state.traces.close()
 
     app = FastAPI(title="Switchboard", lifespan=lifespan)
     app.state.settings = settings
     app.state.admission = Admission(settings.call_capacity)
+    app.state.handshakes = Handshakes(settings.max_handshaking)
     app.state.metrics = Metrics(
         live_calls=lambda: app.state.admission.running, capacity=settings.call_capacity
     )
+    app.state.traces = Traces(settings)
     app.state.records = Recorder(
         CallStore(settings.database_url.get_secret_value()),
         transcripts=settings.store_transcripts,
         failed=app.state.metrics.record_write_failed,
     )
     app.state.call_status = CallStatusStore(app.state.records.store)
+    app.state.attempts = app.state.call_status.attempts
     app.state.recordings = Recordings(settings, app.state.records.store)
     app.state.admission.on_change(app.state.metrics.calls_changed)
     if machine is not None:
@@ -157,6 +164,11 @@ def warn_about_open_doors(settings: Settings) -> None:
         logger.warning(
             "Twilio signatures are NOT checked (no TWILIO_AUTH_TOKEN, or "
             "TWILIO_VALIDATE_SIGNATURES=false): anyone who finds this server can use it"
+        )
+    if stream_secret(settings) is None:
+        logger.warning(
+            "Media streams carry no per-call token (no STREAM_SECRET, and Twilio signatures "
+            "are not checked): a stream's start message is not authenticated"
         )
     if not settings.exotel_authenticates:
         logger.warning(

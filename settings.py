@@ -20,6 +20,7 @@ from config.assistants import AssistantsSettings
 from config.dialout import DialoutSettings
 from config.recording import RecordingMode, RecordingSettings
 from config.telephony import TelephonySettings
+from config.tracing import TracingSettings
 from config.voice import VoiceSettings
 from ops.cpus import available_cpus
 
@@ -47,6 +48,7 @@ class Settings(
     DialoutSettings,
     RecordingSettings,
     AssistantsSettings,
+    TracingSettings,
 ):
     """Switchboard's settings. Field names are the environment variables, upper-cased."""
 
@@ -73,6 +75,8 @@ class Settings(
     # Unset: what the benchmark measured for the voice services chosen (`call_capacity`).
     max_calls: int | None = Field(None, ge=1)
     drain_timeout: float = Field(300.0, ge=0)
+    # Sockets on /ws that have not yet sent a verified `start`; the next one is refused.
+    max_handshaking: int = Field(64, ge=1)
     # Processes serving one port (ops/workers.py); unset: one per CPU available.
     workers: int | None = Field(None, ge=1, le=256)
 
@@ -99,6 +103,7 @@ class Settings(
         "openai_base_url",
         "cartesia_api_key",
         "dialout_api_key",
+        "stream_secret",
         "assistants_file",
         "events_url",
         "webhook_secret",
@@ -129,14 +134,24 @@ class Settings(
         return async_database_url(str(value)) if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _dialout_has_a_provider(self) -> Self:
-        if self.dialout_api_key is not None and not (self.can_hang_up or self.can_dial_exotel):
+    def _dialout_has_a_public_url(self) -> Self:
+        if self.dials_out and self.public_url is None:
+            # Never the request's Host: a forged header would send the callee's audio elsewhere.
             raise ValueError(
-                "DIALOUT_API_KEY is set: dial-out also needs Twilio's TWILIO_ACCOUNT_SID "
-                "and TWILIO_AUTH_TOKEN, or Exotel's EXOTEL_API_KEY, EXOTEL_API_TOKEN, "
-                "EXOTEL_ACCOUNT_SID and EXOTEL_CALLER_ID"
+                "DIALOUT_API_KEY and a provider's credentials are set: dial-out also needs "
+                "PUBLIC_URL (e.g. https://bot.example.com), where the providers stream placed "
+                "calls and send their status"
             )
         return self
+
+    @property
+    def dials_out(self) -> bool:
+        """Whether `POST /dialout` can place calls: the API key and a provider's credentials.
+
+        The key alone opens the rest of the API and the console (an offline server
+        with no provider); dial-out then answers 503, saying what it needs.
+        """
+        return self.dialout_api_key is not None and (self.can_hang_up or self.can_dial_exotel)
 
     @model_validator(mode="after")
     def _twilio_records_with_credentials(self) -> Self:

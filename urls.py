@@ -17,15 +17,22 @@ def public_base(connection: HTTPConnection, settings: Settings) -> str:
     """Where Twilio reaches this server: `PUBLIC_URL`, else the request's own host.
 
     Behind a proxy (ngrok, a load balancer) the scheme comes from `X-Forwarded-Proto`.
+    Only for answering a request (TwiML, the URL a signature covers): dial-out uses
+    `configured_base`.
     """
-    if settings.public_url is not None:
-        return str(settings.public_url).rstrip("/")
+    if (base := configured_base(settings)) is not None:
+        return base
     headers = connection.headers
     proto = headers.get("x-forwarded-proto", "").split(",")[0].strip()
     if not proto:
         proto = "https" if connection.url.scheme in ("https", "wss") else "http"
     host = headers.get("x-forwarded-host") or headers.get("host", "localhost")
     return f"{proto}://{host}"
+
+
+def configured_base(settings: Settings) -> str | None:
+    """`PUBLIC_URL`, never a request's headers: where dial-out tells the providers to reach us."""
+    return None if settings.public_url is None else str(settings.public_url).rstrip("/")
 
 
 def stream_url(base: str) -> str:

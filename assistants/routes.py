@@ -12,12 +12,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from deps import AssistantsDep, require_api_key
+from deps import KEY_REFUSED, AssistantsDep, require_api_key
 
 router = APIRouter(tags=["assistants"], dependencies=[Depends(require_api_key)])
 
 
-@router.get("/assistants")
+@router.get("/assistants", responses=KEY_REFUSED)
 async def list_assistants(assistants: AssistantsDep) -> dict[str, list[dict[str, Any]]]:
     """Every assistant, the default first."""
     return {"assistants": [assistant.public for assistant in assistants.all()]}

@@ -61,6 +61,7 @@ def bench_settings(
         llm="echo",
         tts="piper",
         max_calls=UNCAPPED,
+        max_handshaking=UNCAPPED,  # the load generator opens many streams at once
         workers=workers,
         database_url=f"sqlite+aiosqlite:///{data / 'bench.db'}",
         events_url=events_url,

@@ -14,13 +14,13 @@ replica (another replica's calls answer 409, saying so):
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from bot import Bot, CallEnded
-from deps import AdmissionDep, RecordsDep, SettingsDep, require_api_key
+from deps import KEY_REFUSED, AdmissionDep, RecordsDep, SettingsDep, refusal, require_api_key
 from voice.prompts import PromptError, load_prompt
 
 MAX_SAY_CHARS = 2000
@@ -67,9 +67,16 @@ async def live_bot(call_sid: str, admission: AdmissionDep, records: RecordsDep) 
 
 
 LiveBot = Annotated[Bot, Depends(live_bot)]
+# What a request about a live call answers instead, for the OpenAPI description.
+LIVE_CALL_REFUSED: dict[int | str, dict[str, Any]] = {
+    **KEY_REFUSED,
+    400: refusal("A body that is not JSON"),
+    404: refusal("No such call on record"),
+    409: refusal("The call has ended, or runs on another replica"),
+}
 
 
-@router.post("/{call_sid}/play", status_code=202)
+@router.post("/{call_sid}/play", status_code=202, responses=LIVE_CALL_REFUSED)
 async def play(call_sid: str, body: PlayRequest, bot: LiveBot, settings: SettingsDep) -> Queued:
     """Play a prompt from PROMPTS_DIR in the call, after what the bot is saying."""
     try:
@@ -85,7 +92,7 @@ async def play(call_sid: str, body: PlayRequest, bot: LiveBot, settings: Setting
     return Queued(call_sid=call_sid)
 
 
-@router.post("/{call_sid}/say", status_code=202)
+@router.post("/{call_sid}/say", status_code=202, responses=LIVE_CALL_REFUSED)
 async def say(call_sid: str, body: SayRequest, bot: LiveBot) -> Queued:
     """Say a text in the call with the bot's voice, after what it is saying."""
     try:

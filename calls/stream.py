@@ -2,39 +2,51 @@
 
 The upgrade's credentials are checked, the `start` message names the provider
 and the call, admission takes a slot, and the call's pipeline runs until it
-ends. Refusals close the socket with a code that says why:
+ends. Until `start` is verified the socket holds a handshake slot (at most
+`MAX_HANDSHAKING` at once) and `START_TIMEOUT_SECS` bounds the wait for it.
+Refusals close the socket with a code that says why:
 
-    1008  bad or missing credentials for the provider `start` names
-    1003  not a telephony stream (media before `start`, unknown provider, …)
-    1013  at capacity or draining: try again later (another replica)
+    1008  bad or missing credentials for the provider `start` names, or a stream
+          token that is missing, expired, or another call's (calls/tokens.py)
+    1003  not a telephony stream (media before `start`, no `start` in time, …)
+    1013  at capacity, draining, or too many streams handshaking: try again later
     1011  the server could not set the call up
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse
 from loguru import logger
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 
 from bot import Bot, EndReason
+from calls.tokens import check_token
 from config.recording import RecordingMode
 from deps import (
     AdmissionDep,
     AssistantsDep,
+    AttemptsDep,
+    HandshakesDep,
     MetricsDep,
     RecordingsDep,
     RecordsDep,
     SettingsDep,
     ToolClientDep,
+    TracesDep,
     VoiceDep,
 )
 from ops.admission import proxy_retries
+from ops.metrics import Metrics, StreamRefusal
+from records.attempts import AttemptStore
+from settings import Settings
 from telephony import (
     CallEvents,
+    CallInfo,
     TelephonyError,
     Unauthorized,
     identify,
@@ -43,6 +55,7 @@ from telephony import (
     transport_options,
 )
 from telephony.access import admitted_providers, confirm
+from telephony.stream_token import TokenError
 from tools.calls import CallTools, caller_identity
 from urls import public_base, stream_url
 from voice.pipecat.fastpath import TelephonyTransport
@@ -51,6 +64,8 @@ WS_POLICY_VIOLATION = 1008
 WS_UNSUPPORTED_DATA = 1003
 WS_INTERNAL_ERROR = 1011
 WS_TRY_AGAIN_LATER = 1013
+# Twilio sends `start` within milliseconds of the upgrade; an idle socket gets this long.
+START_TIMEOUT_SECS = 5.0
 
 router = APIRouter()
 
@@ -61,33 +76,29 @@ async def media_stream(
     settings: SettingsDep,
     voice: VoiceDep,
     admission: AdmissionDep,
+    handshakes: HandshakesDep,
     metrics: MetricsDep,
     records: RecordsDep,
     assistants: AssistantsDep,
     tool_client: ToolClientDep,
     recordings: RecordingsDep,
+    attempts: AttemptsDep,
+    traces: TracesDep,
 ) -> None:
     """Run one call, from its `start` message to its hang-up."""
     if (refusal := admission.refusal) is not None and proxy_retries(websocket):
         # The proxy passes the stream on to another replica: it never reached this one.
         await websocket.send_denial_response(PlainTextResponse(f"busy: {refusal}", 503))
         return
-    await websocket.accept()
-    accepted_at = time.monotonic()
-    url = stream_url(public_base(websocket, settings))
-    peer = websocket.client.host if websocket.client else None
-    try:
-        admitted = admitted_providers(websocket.headers, peer, url, settings)
-        call = identify(await read_start(websocket))
-        confirm(call, admitted)
-    except Unauthorized as e:
-        logger.warning(f"Media stream from {peer} refused: {e} (for {url})")
-        metrics.signature_failed("media_stream")
-        await websocket.close(WS_POLICY_VIOLATION, str(e))
-        return
-    except TelephonyError as e:
-        logger.warning(f"Media stream refused: {e}")
-        await websocket.close(WS_UNSUPPORTED_DATA, str(e))
+    with handshakes.slot() as may_handshake:
+        await websocket.accept()
+        accepted_at = time.monotonic()
+        if not may_handshake:
+            metrics.stream_refused(StreamRefusal.TOO_MANY_HANDSHAKES)
+            await refuse(websocket, WS_TRY_AGAIN_LATER, "too many streams handshaking")
+            return
+        call = await handshake(websocket, settings, metrics, attempts)
+    if call is None:
         return
     with logger.contextualize(call_sid=call.call_sid), admission.admit() as has_slot:
         if not has_slot:
@@ -102,7 +113,7 @@ async def media_stream(
                 to_number=call.to_number,
                 parameters=call.parameters,
             )
-            await websocket.close(WS_TRY_AGAIN_LATER, f"busy: {admission.refusal}")
+            await refuse(websocket, WS_TRY_AGAIN_LATER, f"busy: {admission.refusal}")
             return
         choice = assistants.for_call(call)
         if assistants.path is not None:  # the record and events name the assistant
@@ -116,8 +127,10 @@ async def media_stream(
                 recording.set_recording("local", tape.path.name)
         elif settings.recording is RecordingMode.TWILIO:
             recordings.ask_twilio(settings, call, public_base(websocket, settings))
+        trace = traces.start(call, accepted_at)
 
         async def finish(reason: EndReason) -> None:
+            trace.end(reason)
             # The recording ends with the call, and is kept once the record has ended.
             if tape is not None:
                 await tape.close()
@@ -151,11 +164,13 @@ async def media_stream(
             )
             bot = Bot(call, transport, voice, settings, assistant=choice.assistant, tools=tools)
             recording.follow(bot.aggregators)
-            metrics.watch(bot.worker, call.direction, accepted_at, recording.add_reply_latency)
+            metrics.watch(
+                bot.worker, call.direction, accepted_at, recording.add_reply_latency, trace.reply
+            )
         except Exception:
             logger.exception("Could not set the call up")
             await finish(EndReason.ERROR)
-            await websocket.close(WS_INTERNAL_ERROR, "the server could not set the call up")
+            await refuse(websocket, WS_INTERNAL_ERROR, "the server could not set the call up")
             return
         events.on_stop(bot.caller_left)
         admission.add(bot)
@@ -172,3 +187,45 @@ async def media_stream(
             await finish(reason)
         logger.info(f"Call ended: {reason}")
         metrics.call_ended(call.direction, reason, time.monotonic() - accepted_at)
+
+
+async def handshake(
+    websocket: WebSocket, settings: Settings, metrics: Metrics, attempts: AttemptStore
+) -> CallInfo | None:
+    """Check the upgrade's credentials, read the call from `start`, and check its token.
+
+    Returns:
+        The call; None when the stream was refused (and closed with the reason).
+    """
+    url = stream_url(public_base(websocket, settings))
+    peer = websocket.client.host if websocket.client else None
+    try:
+        admitted = admitted_providers(websocket.headers, peer, url, settings)
+        start = await read_start(websocket, within=START_TIMEOUT_SECS)
+        call = identify(start)
+        confirm(call, admitted)
+        await check_token(start, call, settings, attempts)
+    except TokenError as e:
+        # The token itself is never logged: within its lifetime it admits its call's stream.
+        # The call SID is only what the stream claims: quoted, never the line's call_sid.
+        logger.warning(f"Media stream from {peer} for {call.call_sid[:40]!r} refused: {e}")
+        metrics.stream_refused(StreamRefusal(e.reason))
+        await refuse(websocket, WS_POLICY_VIOLATION, str(e))
+        return None
+    except Unauthorized as e:
+        logger.warning(f"Media stream from {peer} refused: {e} (for {url})")
+        metrics.signature_failed("media_stream")
+        await refuse(websocket, WS_POLICY_VIOLATION, str(e))
+        return None
+    except TelephonyError as e:
+        logger.warning(f"Media stream refused: {e}")
+        metrics.stream_refused(StreamRefusal.HANDSHAKE)
+        await refuse(websocket, WS_UNSUPPORTED_DATA, str(e))
+        return None
+    return call
+
+
+async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close the socket with `code` and `reason`; nothing if the peer has already gone."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await websocket.close(code, reason)

@@ -21,7 +21,7 @@ from ops.metrics import WebhookOutcome
 from telephony.call_info import RESERVED_PARAMETERS
 from telephony.callbacks import TWILIO_SIGNED, VOICE_WEBHOOK
 from telephony.twilio import unsigned_refusal
-from urls import public_base, stream_url
+from urls import public_base
 
 TWIML = "application/xml"
 TWIML_ANSWER = {
@@ -80,5 +80,6 @@ async def voice_webhook(
         metrics.webhook(WebhookOutcome.CONNECTED)
         if call_sid:
             records.incoming(call_sid, from_number=caller, to_number=called, parameters=custom)
-        body = twiml.connect_stream(stream_url(public_base(request, settings)), parameters)
+        base = public_base(request, settings)
+        body = twiml.stream_to_bot(base, parameters, settings, call_sid=call_sid)
     return Response(body, media_type=TWIML)

@@ -18,6 +18,8 @@ class DialoutSettings(BaseModel):
 
     dialout_api_key: SecretStr | None = None
     dialout_allowed_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # How long to wait for the provider's answer to placing a call; past it the call may exist.
+    dialout_request_timeout: float = Field(15.0, gt=0, le=60)
 
     @field_validator("dialout_allowed_prefixes", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, field_validator, m
 from pydantic_settings import NoDecode
 
 TWILIO_API_HOST = "https://api.twilio.com"
+MIN_STREAM_SECRET_LENGTH = 16
 
 
 class TelephonySettings(BaseModel):
@@ -26,6 +27,11 @@ class TelephonySettings(BaseModel):
     # A regional host, api.{edge}.{region}.twilio.com (regional auth tokens differ).
     twilio_region: str | None = Field(None, pattern=r"^[a-z]{2}\d$")
     twilio_edge: str | None = Field(None, pattern=r"^[a-z-]+$")
+    # Signs each media stream's parameters (telephony/stream_token.py); every replica shares it.
+    # Unset: derived from TWILIO_AUTH_TOKEN while signatures are checked.
+    stream_secret: SecretStr | None = None
+    # Seconds a stream token stays good between the webhook and the stream's start.
+    stream_token_ttl: int = Field(300, ge=10, le=3600)
 
     # Exotel: who may open /ws as Exotel's Voicebot applet, and the REST API for dial-out.
     exotel_ws_username: str | None = None
@@ -55,6 +61,14 @@ class TelephonySettings(BaseModel):
     def _account_sid_shape(cls, value: str | None) -> str | None:
         if value is not None and not (value.startswith("AC") and len(value) == 34):
             raise ValueError("must look like AC followed by 32 hex characters")
+        return value
+
+    @field_validator("stream_secret")
+    @classmethod
+    def _long_stream_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_STREAM_SECRET_LENGTH:
+            length = MIN_STREAM_SECRET_LENGTH
+            raise ValueError(f"must be at least {length} characters (`openssl rand -hex 32`)")
         return value
 
     @model_validator(mode="after")

@@ -18,10 +18,9 @@ from console.pages import render
 from deps import (
     AdmissionDep,
     AssistantsDep,
-    CallStatusDep,
     ConsoleSessionDep,
     CsrfDep,
-    MetricsDep,
+    OncePlacerDep,
     PlacersDep,
     SettingsDep,
 )
@@ -95,10 +94,9 @@ async def place(
     session: CsrfDep,
     settings: SettingsDep,
     admission: AdmissionDep,
-    metrics: MetricsDep,
-    store: CallStatusDep,
     placers: PlacersDep,
     assistants: AssistantsDep,
+    once: OncePlacerDep,
     to: Annotated[str, Form(max_length=64)] = "",
     provider: Annotated[str, Form(max_length=32)] = "twilio",
     from_: Annotated[str, Form(alias="from", max_length=64)] = "",
@@ -145,11 +143,11 @@ async def place(
         request=request,
         _key=None,
         _capacity=None,
-        metrics=metrics,
         settings=settings,
-        store=store,
         placers=placers,
         assistants=assistants,
+        once=once,
+        idempotency_key=None,
     )
     result = json.loads(bytes(answer.body))
     if answer.status_code != 201:

@@ -263,10 +263,12 @@ def refusal(exc: ExotelError) -> CallNotPlaced:
             503, "Exotel cannot be reached from this server", retry_after=UNREACHABLE_RETRY_SECS
         )
     if isinstance(exc, ExotelTimeout):
-        return CallNotPlaced(504, f"{exc.message}{MAYBE_PLACED}")
+        return CallNotPlaced(504, f"{exc.message}{MAYBE_PLACED}", maybe_placed=True)
     status, message = exc.status, exc.message
     if status == 0:
-        return CallNotPlaced(502, f"The connection to Exotel failed mid-request{MAYBE_PLACED}")
+        return CallNotPlaced(
+            502, f"The connection to Exotel failed mid-request{MAYBE_PLACED}", maybe_placed=True
+        )
     if status == 400 and "number" in message.lower():
         return CallNotPlaced(
             422, f"Exotel cannot call this number: {message}", exotel_status=status

@@ -1,19 +1,23 @@
 """Dial-out placers: one per provider, each turning a `POST /dialout` into that provider's call.
 
     placer = placers_for(settings)["exotel"]
-    placed = await placer.place(request, "https://bot.example.com")  # or CallNotPlaced
+    call = placer.prepare(request, "https://bot.example.com", attempt_id)  # or CallNotPlaced
+    placed = await call.send()  # or CallNotPlaced
 
-A placer checks what only its provider limits (caller id, field support, sizes)
-before it sends anything, and answers every failure with `CallNotPlaced`. A
-third provider is one more class with `name`, `place` and `aclose`, listed in
-`PLACERS`.
+`prepare` checks what only its provider limits (caller id, field support,
+sizes) and builds the request, sending nothing, so the attempt can be recorded
+before the provider is asked; `send` asks. Every failure is `CallNotPlaced`.
+The status callback URL names the attempt, so a callback finds the attempt's
+record even when the create answer was lost. A third provider is one more
+class with `name`, `prepare` and `aclose`, listed in `PLACERS`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 from urllib.parse import urlencode
 
@@ -28,10 +32,23 @@ from dialout.request import DialoutRequest
 from dialout.twilio import TwilioCalls
 from recording.twilio import recording_fields
 from settings import Settings
-from urls import stream_url
 
 TWIML_LIMIT = 4000  # Twilio's limit on inline TwiML (error 32018)
+MAX_RING_SECS = 600  # the longest `timeout` a dial-out may ring
 EXOTEL_STATUS_PATH = "/exotel/status"
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A call ready to be placed: its caller id, and the request that places it.
+
+    Attributes:
+        from_number: The caller id it rings with.
+        send: Asks the provider; raises `CallNotPlaced` when the call was not placed.
+    """
+
+    from_number: str
+    send: Callable[[], Awaitable[PlacedCall]]
 
 
 class Placer(Protocol):
@@ -39,11 +56,16 @@ class Placer(Protocol):
 
     name: ClassVar[str]
 
-    async def place(self, request: DialoutRequest, base: str) -> PlacedCall:
-        """Ask the provider to call `request.to` and stream the answered call to `base`/ws.
+    def prepare(self, request: DialoutRequest, base: str, attempt_id: str) -> PreparedCall:
+        """Build the request that calls `request.to` and streams the answered call to `base`/ws.
+
+        Args:
+            request: What `POST /dialout` asked for.
+            base: `PUBLIC_URL`.
+            attempt_id: The attempt's id, for the URLs the provider reports back to.
 
         Raises:
-            CallNotPlaced: The request does not fit the provider, or it refused.
+            CallNotPlaced: The request does not fit the provider (nothing is sent).
         """
         ...
 
@@ -59,9 +81,9 @@ class TwilioPlacer:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._calls = TwilioCalls(settings)
+        self._calls = TwilioCalls(settings, timeout=settings.dialout_request_timeout)
 
-    async def place(self, request: DialoutRequest, base: str) -> PlacedCall:
+    def prepare(self, request: DialoutRequest, base: str, attempt_id: str) -> PreparedCall:
         from_number = request.from_ or self._settings.twilio_phone_number
         if not from_number:
             raise CallNotPlaced(
@@ -73,7 +95,12 @@ class TwilioPlacer:
             "from_number": from_number,
             "to_number": request.to,
         }
-        document = twiml.connect_stream(stream_url(base), parameters)
+        # Signed for the attempt: Twilio names the call only in its answer. The token
+        # must outlast the ringing (a replay is bound to this call by the attempt anyway).
+        ttl = self._settings.stream_token_ttl + MAX_RING_SECS
+        document = twiml.stream_to_bot(
+            base, parameters, self._settings, attempt_id=attempt_id, ttl=ttl
+        )
         if len(document) > TWIML_LIMIT:
             raise CallNotPlaced(
                 422,
@@ -82,31 +109,37 @@ class TwilioPlacer:
             )
         # RECORDING=twilio records every call from its creation, unless the request says not to.
         recorded = self._settings.recording is RecordingMode.TWILIO and request.record is not False
-        try:
-            return await self._calls.place(
-                to=request.to,
-                from_number=from_number,
-                twiml=document,
-                status_callback=f"{base}/status",
-                machine_detection=request.machine_detection,
-                ring_timeout=request.timeout,
-                time_limit=request.time_limit,
-                record=True if recorded else request.record,
-                recording=recording_fields(base),
-            )
-        except CallNotPlaced as e:
-            # A caller id the request chose is the request's fault (the default is the server's).
-            if request.from_ and e.twilio_code in twilio_api.FROM_NUMBER_CODES:
-                detail = f"Twilio cannot call from {request.from_}: {e.detail}"
-                raise CallNotPlaced(422, detail, twilio_code=e.twilio_code) from None
-            raise
+        status_callback = f"{base}/status?{urlencode({'attempt': attempt_id})}"
+
+        async def send() -> PlacedCall:
+            try:
+                return await self._calls.place(
+                    to=request.to,
+                    from_number=from_number,
+                    twiml=document,
+                    status_callback=status_callback,
+                    machine_detection=request.machine_detection,
+                    ring_timeout=request.timeout,
+                    time_limit=request.time_limit,
+                    record=True if recorded else request.record,
+                    recording=recording_fields(base),
+                )
+            except CallNotPlaced as e:
+                # A caller id the request chose is the request's fault (the default is the
+                # server's).
+                if request.from_ and e.twilio_code in twilio_api.FROM_NUMBER_CODES:
+                    detail = f"Twilio cannot call from {request.from_}: {e.detail}"
+                    raise CallNotPlaced(422, detail, twilio_code=e.twilio_code) from None
+                raise
+
+        return PreparedCall(from_number, send)
 
     async def aclose(self) -> None:
         await self._calls.aclose()
 
 
 def exotel_status_token(settings: Settings) -> str:
-    """The secret that Exotel's status callbacks carry back (`?token=`).
+    """The secret that Exotel's status callbacks carry back in their path.
 
     Exotel signs nothing, so the callback URL itself is the credential. It is
     derived from `DIALOUT_API_KEY`, so it survives restarts and changes with the key.
@@ -122,19 +155,20 @@ class ExotelPlacer:
     # Twilio-only request fields that Exotel's Connect Voice AI has no equivalent for.
     UNSUPPORTED: ClassVar[tuple[str, ...]] = ("machine_detection", "timeout")
 
-    def __init__(
-        self, settings: Settings, *, timeout: float = exotel_api.REQUEST_TIMEOUT_SECS
-    ) -> None:
+    def __init__(self, settings: Settings, *, timeout: float | None = None) -> None:
         """Prepare the placer.
 
         Args:
             settings: Exotel's credentials, caller id and API host.
-            timeout: Seconds to wait for Exotel's answer to one request.
+            timeout: Seconds to wait for Exotel's answer to one request
+                (`DIALOUT_REQUEST_TIMEOUT` when None).
         """
         self._settings = settings
-        self._client = exotel_api.ExotelClient(settings, timeout=timeout)
+        self._client = exotel_api.ExotelClient(
+            settings, timeout=timeout or settings.dialout_request_timeout
+        )
 
-    async def place(self, request: DialoutRequest, base: str) -> PlacedCall:
+    def prepare(self, request: DialoutRequest, base: str, attempt_id: str) -> PreparedCall:
         unsupported = [name for name in self.UNSUPPORTED if getattr(request, name) is not None]
         if unsupported:
             raise CallNotPlaced(422, f"Exotel's Connect Voice AI has no {' or '.join(unsupported)}")
@@ -152,24 +186,29 @@ class ExotelPlacer:
         except ValueError as e:
             raise CallNotPlaced(422, str(e)) from None
         token = exotel_status_token(self._settings)
-        try:
-            call = await self._client.connect(
-                request.to,
-                stream,
-                custom_field=custom_field,
-                status_callback=f"{base}{EXOTEL_STATUS_PATH}?token={token}",
-                time_limit=request.time_limit,
-                caller_id=request.from_,
-                record=request.record,
-            )
-        except exotel_api.ExotelError as e:
-            answer = exotel_api.refusal(e)
-            logger.warning(f"Exotel did not place the call: {e}")
-            raise answer from None
-        except ValueError as e:  # a stream URL longer than Exotel takes
-            raise CallNotPlaced(422, str(e)) from None
+        status_callback = f"{base}{EXOTEL_STATUS_PATH}/{token}?{urlencode({'attempt': attempt_id})}"
         from_number = request.from_ or str(self._settings.exotel_caller_id)
-        return PlacedCall(call_sid=call.sid, status=call.status, from_number=from_number)
+
+        async def send() -> PlacedCall:
+            try:
+                call = await self._client.connect(
+                    request.to,
+                    stream,
+                    custom_field=custom_field,
+                    status_callback=status_callback,
+                    time_limit=request.time_limit,
+                    caller_id=request.from_,
+                    record=request.record,
+                )
+            except exotel_api.ExotelError as e:
+                answer = exotel_api.refusal(e)
+                logger.warning(f"Exotel did not place the call: {e}")
+                raise answer from None
+            return PlacedCall(call_sid=call.sid, status=call.status, from_number=from_number)
+
+        if len(stream) > exotel_api.MAX_STREAM_URL:  # checked before anything is sent
+            raise CallNotPlaced(422, f"The stream URL is over {exotel_api.MAX_STREAM_URL} chars")
+        return PreparedCall(from_number, send)
 
     async def aclose(self) -> None:
         pass  # the Exotel client opens a session per request

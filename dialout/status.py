@@ -1,11 +1,13 @@
 """The latest known status of each call this server placed, fed by the providers' callbacks.
 
 Kept in the call records' database (`records`), so a status callback that
-reaches another replica than the one that placed the call still finds it.
+reaches another replica than the one that placed the call still finds it. A
+placed call's record is made before the provider is asked (`records.attempts`);
+a callback's URL names the attempt, so even a call whose create answer was
+lost (a timeout) gets its SID and status.
 
     store = CallStatusStore(call_store)
-    await store.placed(call_sid, to="+1555…", from_number="+1555…", status="queued")
-    await store.record(call_sid, "ringing", sequence=1)
+    await store.record(call_sid, "ringing", sequence=1, provider="twilio", attempt_id="attempt-…")
     (await store.get(call_sid)).status  # "ringing"
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from records.attempts import AttemptStore
 from records.models import FINAL_STATUSES, Call
 from records.store import CallStore
 
@@ -74,42 +77,21 @@ class CallStatusStore:
             store: The call records.
         """
         self._store = store
-
-    async def placed(
-        self,
-        call_sid: str,
-        *,
-        to: str,
-        from_number: str,
-        status: str,
-        provider: str = "twilio",
-        parameters: dict[str, str] | None = None,
-    ) -> CallStatus:
-        """Remember a call this server has just created (with its parameters, for its events)."""
-        await self._store.note_call(
-            call_sid,
-            provider=provider,
-            direction="outbound",
-            from_number=from_number,
-            to_number=to,
-            status=status,
-            parameters=parameters,
-        )
-        entry = await self.get(call_sid)
-        assert entry is not None
-        return entry
+        self.attempts = AttemptStore(store)
 
     async def record(
         self,
         call_sid: str,
         status: str,
         *,
+        provider: str,
         answered_by: str | None = None,
         duration: int | None = None,
         sequence: int | None = None,
-        provider: str | None = None,
+        attempt_id: str | None = None,
+        create: bool = False,
     ) -> CallStatus | None:
-        """Apply one status callback to a call on record.
+        """Apply one status callback to a placed call.
 
         Callbacks can arrive out of order: one older than what is stored (by
         `sequence`), or any after a final status, changes nothing.
@@ -117,27 +99,34 @@ class CallStatusStore:
         Args:
             call_sid: The call.
             status: Its new status.
+            provider: The provider the callback came from; a call placed through
+                another one is not touched.
             answered_by: Answering-machine detection's verdict, if the callback has one.
             duration: Call length in seconds, if the callback has one.
             sequence: The callback's `SequenceNumber`, if any.
-            provider: The provider the callback came from; a call placed through
-                another one is not touched.
+            attempt_id: The dial-out attempt the callback's URL names: its record
+                takes `call_sid` first.
+            create: Start a record for a call not on record at all (the callback is
+                authenticated: the provider itself reports a call of this account).
 
         Returns:
-            The call's status after the update, or None for a call not on record
-            (through `provider`).
+            The call's status after the update, or None when it was left alone.
         """
-        if provider is not None:
-            current = await self.get(call_sid)
-            if current is None or current.provider != provider:
-                return None
+        if attempt_id is not None:
+            await self.attempts.bind(attempt_id, call_sid)
+        current = await self.get(call_sid)
+        if current is not None and current.provider != provider:
+            return None
+        if current is None and not create:
+            return None
         call = await self._store.update_status(
             call_sid,
             status,
             answered_by=answered_by,
             duration=duration,
             sequence=sequence,
-            create=False,
+            direction="outbound",
+            provider=provider,
         )
         return None if call is None else CallStatus.of(call)
 

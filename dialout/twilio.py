@@ -180,12 +180,16 @@ class TwilioCalls:
         except TimeoutError:
             logger.warning(f"Twilio did not answer within {self._timeout:g} s")
             raise CallNotPlaced(
-                504, f"Twilio did not answer within {self._timeout:g} s{MAYBE_PLACED}"
+                504,
+                f"Twilio did not answer within {self._timeout:g} s{MAYBE_PLACED}",
+                maybe_placed=True,
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             logger.warning(f"Talking to Twilio failed: {type(exc).__name__}: {exc}")
             raise CallNotPlaced(
-                502, f"The connection to Twilio failed mid-request{MAYBE_PLACED}"
+                502,
+                f"The connection to Twilio failed mid-request{MAYBE_PLACED}",
+                maybe_placed=True,
             ) from None
         if not call.sid:
             raise CallNotPlaced(502, "Twilio's answer carried no call SID")

@@ -3,9 +3,16 @@
 A call's lines are written inside `logger.contextualize(call_sid=...)`, and so
 are Pipecat's own: the asyncio tasks the pipeline starts inherit the context.
 Every line, from any sink, first passes `redact` (a loguru patcher): phone
-numbers are masked to their last four digits, secret settings and passwords
-in URLs are blotted out, and tracebacks are rendered without variable values.
-Standard `logging` records (uvicorn's) are routed through loguru too.
+numbers are masked to their last four digits, secret settings (and the secrets
+derived from them) and passwords in URLs are blotted out, and tracebacks are
+rendered without variable values. Standard `logging` records (uvicorn's) are
+routed through loguru too; uvicorn's access lines lose their query strings.
+
+What callers and the bot say is never logged, at any level, whether or not
+transcripts are stored (logs travel further and live longer than the records):
+the DEBUG lines of the libraries that handle it (Pipecat's services, Piper,
+the database driver's SQL parameters) and every TRACE line of Pipecat (each
+frame, text included) are dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any, TextIO
 from loguru import logger
 from pydantic import SecretStr
 
+from dialout.placers import exotel_status_token
 from settings import LogFormat, Settings
 
 TEXT_FORMAT = (
@@ -31,6 +39,17 @@ TEXT_FORMAT = (
 JSON_FORMAT = "{extra[_json]}\n"
 NO_CALL = "-"
 CHATTY_LIBRARIES = ("websockets", "aiohttp.access", "hpack", "httpcore")
+# Standard-logging libraries whose DEBUG and INFO lines hold what was said (spoken text,
+# SQL parameters with transcript turns): never below WARNING.
+SPEAKING_LIBRARIES = ("piper", "aiosqlite", "asyncpg", "sqlalchemy.engine")
+# Loguru modules whose DEBUG lines hold what was said: speech-to-text results, the LLM's
+# context and replies, the text to speak.
+SPEAKING_MODULES = (
+    "pipecat.services.",
+    "pipecat.processors.frameworks.",
+    "pipecat.observers.loggers.",
+    "pipecat.extensions.",
+)
 SECRET = "[secret]"
 
 # E.164 (+15550001111, also URL-encoded), and bare national numbers of 10+ digits
@@ -79,9 +98,22 @@ class Redactor:
 
 
 def secret_values(settings: Settings) -> list[str]:
-    """The values of every `SecretStr` setting that is set."""
+    """The values of every `SecretStr` setting that is set, and of the secrets derived from them."""
     values = (getattr(settings, name) for name in type(settings).model_fields)
-    return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+    secrets = [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+    if settings.dialout_api_key is not None:  # in the path of Exotel's status callbacks
+        secrets.append(exotel_status_token(settings))
+    return secrets
+
+
+def not_private(record: Any) -> bool:
+    """Whether a record may be written: no DEBUG line of what handles speech, no Pipecat TRACE."""
+    level, name = record["level"].no, record["name"] or ""
+    if level >= logger.level("INFO").no:
+        return True
+    if level < logger.level("DEBUG").no and name.startswith("pipecat"):
+        return False
+    return not name.startswith(SPEAKING_MODULES)
 
 
 def _text_format(record: Any) -> str:
@@ -106,11 +138,23 @@ def _json_format(record: Any) -> str:
     return JSON_FORMAT
 
 
+def _without_query(arg: object) -> object:
+    """A request path without its query string (which may carry call data or credentials)."""
+    if isinstance(arg, str) and arg.startswith("/") and "?" in arg:
+        return arg.partition("?")[0]
+    return arg
+
+
 class InterceptHandler(logging.Handler):
-    """Hands standard `logging` records (uvicorn's, libraries') to loguru."""
+    """Hands standard `logging` records (uvicorn's, libraries') to loguru.
+
+    uvicorn's access lines (HTTP and websocket) show the path without its query string.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
         """Log `record` through loguru at its level, as if from its caller."""
+        if record.name.startswith("uvicorn") and isinstance(record.args, tuple):
+            record.args = tuple(_without_query(arg) for arg in record.args)
         level: str | int
         try:
             level = logger.level(record.levelname).name
@@ -142,8 +186,11 @@ def configure_logging(
         colorize=False if settings.log_format is LogFormat.JSON else None,
         backtrace=False,
         diagnose=False,  # variable values in tracebacks could hold numbers and secrets
+        filter=not_private,
     )
     level_no = logger.level(level).no
     logging.basicConfig(handlers=[InterceptHandler()], level=level_no, force=True)
     for name in CHATTY_LIBRARIES:  # their DEBUG lines are every frame on the wire
         logging.getLogger(name).setLevel(max(level_no, logging.INFO))
+    for name in SPEAKING_LIBRARIES:
+        logging.getLogger(name).setLevel(max(level_no, logging.WARNING))

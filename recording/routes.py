@@ -21,9 +21,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from loguru import logger
 
-from deps import RecordingsDep, RecordsDep, SettingsDep, require_api_key
+from deps import KEY_REFUSED, RecordingsDep, RecordsDep, SettingsDep, refusal, require_api_key
 from recording.store import S3Store
 from recording.twilio import RECORDING_SID, RECORDING_STATUS_PATH, SOURCE, TwilioMedia
+from telephony.callbacks import NO_CONTENT, RECORDING_STATUS_CALLBACK, TWILIO_SIGNED
 from telephony.twilio import unsigned_refusal
 
 WAV = "audio/wav"
@@ -65,7 +66,18 @@ def partial(chunks: AsyncIterator[bytes], size: int, asked: tuple[int, int] | No
     )
 
 
-@router.get("/{call_sid}/recording", response_class=Response)
+@router.get(
+    "/{call_sid}/recording",
+    response_class=Response,
+    responses={
+        **KEY_REFUSED,
+        200: {"description": "The whole recording", "content": {WAV: {}}},
+        206: {"description": "The range asked for", "content": {WAV: {}}},
+        404: refusal("No such call, or it has no recording"),
+        416: refusal("A range outside the recording"),
+        502: refusal("The recording store or Twilio failed"),
+    },
+)
 async def get_recording(
     call_sid: str,
     request: Request,
@@ -101,7 +113,13 @@ async def get_recording(
     return partial(store.read(key, first, last), size, asked)
 
 
-@callbacks.post(RECORDING_STATUS_PATH, status_code=204)
+@callbacks.post(
+    RECORDING_STATUS_PATH,
+    status_code=204,
+    response_class=Response,
+    responses={204: NO_CONTENT, **TWILIO_SIGNED},
+    openapi_extra=RECORDING_STATUS_CALLBACK,
+)
 async def recording_status(
     request: Request, settings: SettingsDep, records: RecordsDep
 ) -> Response:

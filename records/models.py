@@ -28,6 +28,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 # End reasons besides `bot.EndReason`'s (caller_hung_up, bot_ended, drained, error).
 REJECTED = "rejected"
+NOT_PLACED = "not_placed"  # the provider refused a dial-out: no call was made
+# A dial-out's status before the provider has said anything of it: being placed, or
+# asked for with no answer (a timeout, a dropped connection): the call may exist.
+PLACING = "placing"
+UNKNOWN = "unknown"
 
 
 class TurnRole(StrEnum):
@@ -85,6 +90,11 @@ class Call(Base):
         answered_by: Answering-machine detection's verdict (`human`, `machine_start`, …).
         duration: Twilio's `CallDuration`, in seconds, once the call completed.
         updated_at: When the record last changed (turns aside).
+        attempt_id: For a dial-out, the attempt's id; until the provider names the call,
+            also its `sid`.
+        idempotency_key: The dial-out request's `Idempotency-Key`, if it had one.
+        request_hash: A hash of the dial-out request, to tell a reused key.
+        answer: The answer `POST /dialout` gave (status, body, headers), to give it again.
         recording_source: Who recorded the call: `local` (this server) or `twilio`.
         recording_location: A local recording's file name or `s3://` URL; Twilio's
             recording URL.
@@ -110,6 +120,10 @@ class Call(Base):
     answered_by: Mapped[str | None] = mapped_column(Text)
     duration: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime | None]
+    attempt_id: Mapped[str | None] = mapped_column(String(40), unique=True, index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    answer: Mapped[dict[str, Any] | None]
     recording_source: Mapped[str | None] = mapped_column(String(16))
     recording_location: Mapped[str | None] = mapped_column(Text)
     recording_duration: Mapped[float | None] = mapped_column(Float)

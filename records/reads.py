@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -38,10 +38,11 @@ class CallReads:
     _sessions: async_sessionmaker[AsyncSession]
 
     async def get_call(self, sid: str) -> Call | None:
-        """A call's record with its transcript, or None."""
+        """A call's record with its transcript, or None; `sid` may be a dial-out's attempt id."""
         async with self._sessions() as session:
-            query = select(Call).where(Call.sid == sid).options(selectinload(Call.turns))
-            return (await session.scalars(query)).one_or_none()
+            found = or_(Call.sid == sid, Call.attempt_id == sid)
+            query = select(Call).where(found).options(selectinload(Call.turns)).limit(1)
+            return (await session.scalars(query)).first()
 
     async def list_calls(
         self,

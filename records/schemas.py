@@ -48,6 +48,8 @@ class CallOut(BaseModel):
     status: str | None
     answered_by: str | None
     duration: int | None
+    attempt_id: str | None = Field(None, description="A dial-out's attempt id")
+    idempotency_key: str | None = Field(None, description="A dial-out's Idempotency-Key")
     recording: RecordingOut | None = None
 
     @classmethod

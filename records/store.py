@@ -180,6 +180,7 @@ class CallStore(CallReads):
         to_number: str | None = None,
         at: datetime | None = None,
         create: bool = True,
+        provider: str = "twilio",
     ) -> Call | None:
         """Apply one of Twilio's status callbacks (`CallStatus`, `AnsweredBy`, …).
 
@@ -189,6 +190,7 @@ class CallStore(CallReads):
 
         Args:
             create: Start a record for a call not on record yet; else leave it be.
+            provider: The provider of a call whose record this starts.
 
         Returns:
             The call's record after the update; None for an unknown call not created.
@@ -218,7 +220,7 @@ class CallStore(CallReads):
                 call.ended_at = call.ended_at or at
             return emitted
 
-        return await self._change(call_sid, apply, at, create=create)
+        return await self._change(call_sid, apply, at, create=create, provider=provider)
 
     async def set_recording(
         self,

@@ -128,6 +128,16 @@ class SimulatedCall(MediaLine):
             StreamRejected: The websocket upgrade was refused.
             aiohttp.ClientError, OSError: The server could not be reached.
         """
+        await self.connect_stream(*await self.ring())
+
+    async def ring(self) -> tuple[str, dict[str, str]]:
+        """POST the voice webhook only; the Stream URL and parameters its TwiML names.
+
+        Raises:
+            WebhookError: The webhook answered an HTTP error.
+            CallRejected: The TwiML rejected the call or named no Stream.
+            aiohttp.ClientError, OSError: The server could not be reached.
+        """
         params = self.webhook_params()
         headers = {"User-Agent": "TwilioProxy/1.1", **self._signature(self.webhook_url, params)}
         headers.update(self.extra_headers)
@@ -139,8 +149,7 @@ class SimulatedCall(MediaLine):
             twiml = await response.text()
             if response.status >= 400:
                 raise WebhookError(response.status, twiml)
-        stream_url, parameters = parse_twiml(twiml)
-        await self.connect_stream(stream_url, parameters)
+        return parse_twiml(twiml)
 
     async def connect_stream(self, stream_url: str, parameters: dict[str, str]) -> None:
         """Open the Media Stream, send ``connected`` and ``start``, start the clock.

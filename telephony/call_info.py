@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Parameters the server itself puts on a stream; everything else is the caller's own data.
-RESERVED_PARAMETERS = frozenset({"from_number", "to_number", "direction"})
+# `token` and `attempt` authenticate the stream (telephony/stream_token.py) and reach
+# neither the bot nor the call's record.
+RESERVED_PARAMETERS = frozenset({"from_number", "to_number", "direction", "token", "attempt"})
 
 
 @dataclass(frozen=True)

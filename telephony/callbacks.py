@@ -87,6 +87,26 @@ STATUS_CALLBACK: dict[str, Any] = {
     },
 }
 
+RECORDING_STATUS_CALLBACK: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM: {
+                "schema": _fields(
+                    {
+                        "CallSid": "The call recorded",
+                        "RecordingSid": "RE followed by 32 hex characters",
+                        "RecordingStatus": "in-progress, completed, absent or failed",
+                        "RecordingUrl": "Where Twilio keeps it",
+                        "RecordingDuration": "Seconds, once completed",
+                    },
+                    required=("CallSid", "RecordingSid", "RecordingStatus"),
+                )
+            }
+        },
+    },
+}
+
 _EXOTEL_NAMES = {
     "CallSid": "The call placed",
     "Status": "completed, failed, busy, no-answer",
@@ -110,13 +130,4 @@ EXOTEL_STATUS_CALLBACK: dict[str, Any] = {
             "application/json": {"schema": _EXOTEL_JSON},
         },
     },
-    "parameters": [
-        {
-            "name": "token",
-            "in": "query",
-            "required": True,
-            "schema": {"type": "string"},
-            "description": "The secret the callback URL carries (derived from DIALOUT_API_KEY)",
-        }
-    ],
 }

@@ -36,6 +36,13 @@ def matches(start: dict[str, Any]) -> bool:
     return "streamSid" in start or "streamSid" in start.get("start", {})
 
 
+def custom_parameters(start: dict[str, Any]) -> dict[str, str]:
+    """Every `<Parameter>` of a Twilio `start` message, as the TwiML gave it."""
+    body = start.get("start")
+    raw = body.get("customParameters") if isinstance(body, dict) else None
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+
 def call_info(start: dict[str, Any]) -> CallInfo:
     """Read a Twilio `start` message.
 
@@ -43,7 +50,7 @@ def call_info(start: dict[str, Any]) -> CallInfo:
     because Twilio's `start` carries neither number.
     """
     body = start.get("start", {})
-    custom = {str(k): str(v) for k, v in (body.get("customParameters") or {}).items()}
+    custom = custom_parameters(start)
     media = body.get("mediaFormat") or {}
     return CallInfo(
         provider=NAME,

@@ -20,7 +20,7 @@ from tests.fake_exotel import FakeExotel
 from tests.fake_twilio import FakeTwilio
 from tests.postgres import PostgresServer
 from tests.s3_server import S3Account, S3Server
-from tests.server_thread import ServerThread
+from tests.server_thread import OWN_URL, ServerThread, free_port
 from voice import VoiceStack
 
 TEST_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -68,7 +68,8 @@ def voice_stack() -> VoiceStack:
 def make_server(voice_stack: VoiceStack, tmp_path: Path) -> Iterator[MakeServer]:
     """Start real servers on 127.0.0.1 with the given settings; all stop after the test.
 
-    Their call records go to a SQLite file of the test's own unless `database_url` is given.
+    Their call records go to a SQLite file of the test's own unless `database_url` is given;
+    `public_url=OWN_URL` is the server's own address.
     """
     servers: list[ServerThread] = []
 
@@ -76,7 +77,11 @@ def make_server(voice_stack: VoiceStack, tmp_path: Path) -> Iterator[MakeServer]
         overrides.setdefault("database_url", f"sqlite:///{tmp_path / 'switchboard.db'}")
         # Tests about capacity set their own; the rest open more calls than the offline default.
         overrides.setdefault("max_calls", TEST_MAX_CALLS)
-        server = ServerThread(create_app(offline_settings(**overrides), voice=voice_stack))
+        port = free_port()
+        if overrides.get("public_url") == OWN_URL:
+            overrides["public_url"] = f"http://127.0.0.1:{port}"
+        app = create_app(offline_settings(**overrides), voice=voice_stack)
+        server = ServerThread(app, port=port)
         servers.append(server.start())
         return server
 

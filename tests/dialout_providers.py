@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import aiohttp
 from twilio.request_validator import RequestValidator
@@ -19,7 +20,9 @@ from twilio.request_validator import RequestValidator
 from dialout.placers import ExotelPlacer
 from dialout.request import DialoutRequest
 from dialout.twilio import TwilioCalls
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
+from records.attempts import new_attempt_id
+from simulator import ExotelCall, parse_twiml
+from tests.conftest import OWN_URL, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.fake_exotel import FakeExotel
 from tests.fake_rest import FakeRestApi, RecordedRequest
 from tests.fake_twilio import FakeTwilio
@@ -78,6 +81,36 @@ async def post_signed(
     return status
 
 
+def callback_url(sent: RecordedRequest) -> str:
+    """The status callback URL a placed call gave the provider."""
+    return sent.value("StatusCallback") or ""
+
+
+def on_server(server: ServerThread, url: str) -> str:
+    """`url`'s path and query on the test server (the provider was given the public URL)."""
+    parts = urlsplit(url)
+    return f"{server.url}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+
+
+def exotel_answers(sent: RecordedRequest, server: ServerThread, call_sid: str) -> ExotelCall:
+    """Play Exotel once the callee picks up: open the StreamUrl it was given, as it would.
+
+    The URL's userinfo becomes the upgrade's Basic credentials and its query string
+    the start message's custom parameters.
+    """
+    stream_url = sent.value("StreamUrl") or ""
+    parts = urlsplit(stream_url)
+    return ExotelCall(
+        server.url,
+        ws_user=unquote(parts.username or ""),
+        ws_password=unquote(parts.password or ""),
+        call_sid=call_sid,
+        from_number=sent.value("CallerId") or "",
+        to_number=sent.value("From") or "",
+        params=dict(parse_qsl(parts.query)),
+    )
+
+
 def twilio_settings(api_base_url: str, **overrides: Any) -> dict[str, Any]:
     """Server settings for dial-out through the Twilio API at `api_base_url`."""
     settings: dict[str, Any] = {
@@ -86,6 +119,7 @@ def twilio_settings(api_base_url: str, **overrides: Any) -> dict[str, Any]:
         "twilio_api_base_url": api_base_url,
         "twilio_phone_number": OUR_NUMBER,
         "dialout_api_key": KEY,
+        "public_url": OWN_URL,
     }
     return settings | overrides
 
@@ -101,6 +135,7 @@ def exotel_settings(exotel: FakeExotel, **overrides: Any) -> dict[str, Any]:
         "exotel_ws_username": WS_USER,
         "exotel_ws_password": WS_PASSWORD,
         "dialout_api_key": KEY,
+        "public_url": OWN_URL,
     }
     return settings | overrides
 
@@ -173,6 +208,28 @@ class Dialout:
         """Have the fake refuse the next call with this HTTP status, error code and message."""
         raise NotImplementedError
 
+    def urls_given(self, sent: RecordedRequest) -> list[str]:
+        """The URLs a placed call tells the provider to reach the server at (stream, status)."""
+        raise NotImplementedError
+
+    def sid_of(self, sent: RecordedRequest) -> str:
+        """The SID the provider gave the call a request placed."""
+        raise NotImplementedError
+
+    async def report(
+        self, server: ServerThread, sent: RecordedRequest, call_sid: str, status: str, seq: int
+    ) -> int:
+        """Send the provider's status callback for a call to the URL it was given; the status.
+
+        Args:
+            server: The server that placed the call.
+            sent: The request that placed it.
+            call_sid: The provider's SID for the call.
+            status: Twilio's call status (`ringing`, `in-progress`, `completed`, …).
+            seq: Twilio's SequenceNumber.
+        """
+        raise NotImplementedError
+
     def reported(self, status: int, code: int | None) -> dict[str, int | None]:
         """What the server's refusal says of the provider's error, as answer fields."""
         raise NotImplementedError
@@ -212,6 +269,28 @@ class TwilioDialout(Dialout):
     def reported(self, status: int, code: int | None) -> dict[str, int | None]:
         return {"twilio_code": code}
 
+    def sid_of(self, sent: RecordedRequest) -> str:
+        return str(sent.body["sid"])
+
+    def urls_given(self, sent: RecordedRequest) -> list[str]:
+        stream_url, _ = parse_twiml(sent.value("Twiml") or "")
+        return [stream_url, callback_url(sent)]
+
+    async def report(
+        self, server: ServerThread, sent: RecordedRequest, call_sid: str, status: str, seq: int
+    ) -> int:
+        form = {
+            "AccountSid": TEST_ACCOUNT_SID,
+            "CallSid": call_sid,
+            "CallStatus": status,
+            "Direction": "outbound-api",
+            "From": sent.value("From") or "",
+            "To": sent.value("To") or "",
+            "SequenceNumber": str(seq),
+        }
+        url = callback_url(sent)
+        return await post_signed(on_server(server, url), form, signed_for=url)
+
     async def place_directly(self, api_base_url: str, timeout: float) -> None:  # noqa: ASYNC109
         calls = TwilioCalls(offline_settings(**twilio_settings(api_base_url)), timeout=timeout)
         try:
@@ -247,11 +326,33 @@ class ExotelDialout(Dialout):
     def reported(self, status: int, code: int | None) -> dict[str, int | None]:
         return {"exotel_status": status}
 
+    def sid_of(self, sent: RecordedRequest) -> str:
+        return str(sent.body["Call"]["Sid"])
+
+    def urls_given(self, sent: RecordedRequest) -> list[str]:
+        return [sent.value("StreamUrl") or "", callback_url(sent)]
+
+    async def report(
+        self, server: ServerThread, sent: RecordedRequest, call_sid: str, status: str, seq: int
+    ) -> int:
+        answered = status == "in-progress"
+        form = {
+            "CallSid": call_sid,
+            "EventType": "answered" if answered else "terminal",
+            "Status": status,
+            "To": sent.value("From") or "",
+            "PhoneNumberSid": sent.value("CallerId") or "",
+            "Direction": "outbound-api",
+        }
+        answer, _, _ = await http("POST", on_server(server, callback_url(sent)), form=form)
+        return answer
+
     async def place_directly(self, api_base_url: str, timeout: float) -> None:  # noqa: ASYNC109
         settings = offline_settings(**self.settings(exotel_api_base_url=api_base_url))
         placer = ExotelPlacer(settings, timeout=timeout)
         try:
-            await placer.place(DialoutRequest(to=EXOTEL_CALLEE), "https://bot.example.com")
+            request = DialoutRequest(to=EXOTEL_CALLEE)
+            await placer.prepare(request, "https://bot.example.com", new_attempt_id()).send()
         finally:
             await placer.aclose()
 

@@ -1,5 +1,8 @@
 """What the fakes of the telephony REST APIs share: Basic auth per account, every request
-recorded with what it was answered, and errors queued by the test.
+recorded with what it was answered, and errors and faults queued by the test.
+
+A fault hits a request that succeeds (a call is placed): its answer comes late, or the
+connection drops before it, as when the network fails after the provider acted.
 
 A subclass names its routes (each with an `account` group), its Basic credentials
 and its realm, and answers each request in `answer`:
@@ -16,11 +19,13 @@ and its realm, and answers each request in `answer`:
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import threading
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
@@ -29,6 +34,19 @@ from aiohttp import BasicAuth, web
 from tests.loopback import LoopbackServer
 
 Answer = tuple[int, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What goes wrong with the answer to a request that succeeded.
+
+    Attributes:
+        delay: Seconds before answering (past the client's timeout: a timeout).
+        drop: Drop the connection instead of answering (after `delay`).
+    """
+
+    delay: float = 0.0
+    drop: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,7 @@ class RecordedRequest:
         form: Form fields in order; a repeated key appears once per value.
         auth_ok: The Basic credentials were right for the account in the path.
         status: The HTTP status the fake answered.
+        body: The JSON body it answered (or would have, had a fault not dropped it).
     """
 
     method: str
@@ -48,6 +67,7 @@ class RecordedRequest:
     form: list[tuple[str, str]]
     auth_ok: bool
     status: int
+    body: dict[str, Any] = field(default_factory=dict)
 
     def value(self, key: str) -> str | None:
         """The first value of a form field, or None."""
@@ -83,6 +103,9 @@ class FakeRestApi(LoopbackServer):
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._failures: deque[Answer] = deque()
+        self._faults: deque[Fault] = deque()
+        # Called (in the fake's thread) when a request succeeds, before it is answered.
+        self.on_success: Callable[[RecordedRequest], None] | None = None
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -94,6 +117,11 @@ class FakeRestApi(LoopbackServer):
         """Give this error answer to the next request that would otherwise succeed."""
         with self._lock:
             self._failures.append(answer)
+
+    def queue_fault(self, fault: Fault) -> None:
+        """Give this fault to the next request that succeeds (the call is placed all the same)."""
+        with self._lock:
+            self._faults.append(fault)
 
     def queued_failure(self) -> Answer | None:
         """The oldest error queued by `queue_failure`, now taken; None when there is none.
@@ -120,9 +148,15 @@ class FakeRestApi(LoopbackServer):
         )
         with self._lock:
             status, payload = self.answer(request.method, request.path, form, auth_ok)
-            self._requests.append(
-                RecordedRequest(request.method, request.path, form, auth_ok, status)
-            )
+            recorded = RecordedRequest(request.method, request.path, form, auth_ok, status, payload)
+            self._requests.append(recorded)
+            fault = self._faults.popleft() if status < 400 and self._faults else None
+        if status < 400 and self.on_success is not None:
+            self.on_success(recorded)
+        if fault is not None:
+            await asyncio.sleep(fault.delay)
+            if fault.drop and request.transport is not None:
+                request.transport.abort()  # no answer at all: the client sees the connection drop
         headers = {"WWW-Authenticate": f'Basic realm="{self.realm}"'} if status == 401 else None
         return web.json_response(payload, status=status, headers=headers)
 

@@ -14,7 +14,7 @@ from typing import Self
 
 from settings import Settings
 from tests.lifecycle import Service, came_up, stop_process
-from tests.server_thread import free_port
+from tests.server_thread import OWN_URL, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,6 +43,9 @@ class ServerProcess(Service):
             "WORKERS": "1",
             **settings,
         }
+        for name, value in self.settings.items():
+            if name.upper() == "PUBLIC_URL" and value == OWN_URL:
+                self.settings[name] = self.url
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, within: float = 120) -> Self:

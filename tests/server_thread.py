@@ -15,6 +15,9 @@ from fastapi import FastAPI
 from tests.lifecycle import Service
 
 T = TypeVar("T")
+# `PUBLIC_URL=OWN_URL`: the test server's own loopback address, known only once its port is
+# chosen (dial-out needs a PUBLIC_URL). `make_server` and `ServerProcess` fill it in.
+OWN_URL = "http://own-url.invalid"
 
 
 def free_port() -> int:
@@ -27,9 +30,9 @@ def free_port() -> int:
 class ServerThread(Service):
     """Serve `app` on a free loopback port until `stop()`."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, port: int | None = None) -> None:
         self.app = app
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_config=None, ws_ping_interval=None

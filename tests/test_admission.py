@@ -10,7 +10,13 @@ import pytest
 import settings as settings_module
 from ops.admission import RETRY_AFTER_SECS
 from simulator import CallRejected, SimulatedCall, synthesize
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
+from tests.conftest import (
+    OWN_URL,
+    TEST_ACCOUNT_SID,
+    TEST_AUTH_TOKEN,
+    MakeServer,
+    offline_settings,
+)
 from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import QUIET, eventually, readiness
 
@@ -24,6 +30,9 @@ async def test_at_max_calls_the_webhook_rejects_busy_and_the_stream_refuses(
     server = make_server(max_calls=1, twilio_auth_token=TEST_AUTH_TOKEN)
     speech = await asyncio.to_thread(synthesize, "What time do you open tomorrow?")
 
+    # Its webhook rings while a slot is free; its stream opens once none is left.
+    third = SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN)
+    stream_url, parameters = await third.ring()
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as first:
         await first.dial()
         await first.wait_for_bot_audio(timeout=30)
@@ -36,10 +45,9 @@ async def test_at_max_calls_the_webhook_rejects_busy_and_the_stream_refuses(
             await second.dial()
         assert rejected.value.reason == "busy"
 
-        # A stream whose webhook another replica answered is checked again here.
-        assert first.stream_url is not None
-        async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as third:
-            await third.connect_stream(first.stream_url, first.parameters)
+        # A stream is checked again when it opens (its webhook may have been another replica's).
+        async with third:
+            await third.connect_stream(stream_url, parameters)
             await third.wait_closed(timeout=10)
         assert third.close_code == WS_TRY_AGAIN_LATER
         assert third.close_reason == "busy: at capacity"
@@ -68,6 +76,7 @@ async def test_dialout_at_capacity_answers_503_with_retry_after(make_server: Mak
             twilio_api_base_url=twilio.base_url,
             twilio_phone_number="+15550001111",
             dialout_api_key=DIALOUT_KEY,
+            public_url=OWN_URL,
         )
         async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
             await call.dial()

@@ -46,9 +46,9 @@ def credentials(case: Case, base_url: str, exotel_token: str) -> dict[str, str]:
     # A case made without the key on purpose (negative mode) must be refused as it is.
     keyless = case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER)
     headers = {} if keyless else dict(AUTH)
+    if case.operation.path == f"{EXOTEL_STATUS_PATH}/{{token}}":  # the token rides in the path
+        case.path_parameters = {**(case.path_parameters or {}), "token": exotel_token}
     path = case.formatted_path
-    if path == EXOTEL_STATUS_PATH:
-        case.query = {**(case.query or {}), "token": exotel_token}
     if path in TWILIO_SIGNED:
         # Sign exactly what will be sent: the URL and the form as the server parses them.
         sent = requests.Request(**case.as_transport_kwargs(base_url=base_url)).prepare()

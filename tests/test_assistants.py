@@ -18,7 +18,7 @@ import pytest
 
 from assistants.loading import AssistantsFileError, load
 from simulator import SimulatedCall, parse_twiml, synthesize
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
+from tests.conftest import OWN_URL, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer, offline_settings
 from tests.fake_twilio import FakeTwilio
 from tests.records_helpers import reading, record_when
 from tests.server_process import ServerProcess
@@ -215,6 +215,7 @@ def _twilio(base_url: str = "http://127.0.0.1:9") -> dict[str, str]:
         "twilio_auth_token": TEST_AUTH_TOKEN,
         "twilio_api_base_url": base_url,
         "twilio_phone_number": "+15550001111",
+        "public_url": OWN_URL,
     }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator import SimulatedCall
-from tests.conftest import MakeServer, Transcribe
+from tests.conftest import OWN_URL, MakeServer, Transcribe
 from tests.conversation import QUIET, hear_greeting, words
 from tests.recording_helpers import API_KEY, get, post, write_prompt
 from tests.records_helpers import reading, record_when
@@ -21,6 +21,7 @@ def control_server(make_server: MakeServer, tmp_path: Path, **overrides: Any) ->
     return make_server(
         prompts_dir=str(tmp_path / "prompts"),
         dialout_api_key=API_KEY,
+        public_url=OWN_URL,
         twilio_account_sid="AC" + "0" * 32,
         twilio_auth_token="unused-token",
         twilio_validate_signatures=False,

@@ -106,7 +106,7 @@ async def test_a_websocket_with_a_wrong_or_missing_signature_is_closed_with_1008
                 await asyncio.wait_for(ws.recv(), 5)
         assert (ws.close_code, ws.close_reason) == (1008, "invalid signature")
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as call:
-        await call.connect_stream(stream_url, {"direction": "inbound"})
+        await call.dial()
         await call.wait_for_bot_audio(timeout=20)
     assert call.close_code in (None, 1000)
 

@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -27,6 +28,7 @@ from tests.dialout_providers import (
     Dialout,
     http,
 )
+from tests.ops_helpers import readiness
 
 
 @pytest.fixture(params=list(DIALOUTS))
@@ -72,6 +74,27 @@ async def test_dialout_is_off_when_no_key_is_configured(
         assert status == 401, body
         assert "DIALOUT_API_KEY" in body["detail"]
     assert dialout.fake.requests == []
+
+
+@pytest.mark.parametrize("provider", ["twilio", "exotel"])
+async def test_the_key_alone_opens_the_api_and_dials_nothing(
+    make_server: MakeServer, provider: str
+) -> None:
+    # An offline server with no provider: the key opens /calls and the console, and
+    # dial-out says what it lacks instead of the server refusing to start.
+    server = make_server(dialout_api_key=KEY)
+    status, _, body = await http(
+        "POST",
+        f"{server.url}/dialout",
+        json_body={"provider": provider, "to": CALLEE},
+        headers=AUTH,
+    )
+    assert status == 503, body
+    assert "credentials" in body["detail"] or "EXOTEL_API_KEY" in body["detail"], body
+    status, _, page = await http("GET", f"{server.url}/calls", headers=AUTH)
+    assert status == 200 and page["total"] == 0, page
+    ready, why = await readiness(server.url)
+    assert ready == 200, why
 
 
 @pytest.mark.parametrize(
@@ -161,6 +184,31 @@ async def test_destinations_outside_the_allowed_prefixes_are_refused(
         status, _, body = await dialout.dial(server, {"to": number})
         assert status == 201, body
     assert len(dialout.placed()) == len(allowed)
+
+
+async def test_the_providers_are_told_public_url_never_the_requests_host(
+    make_server: MakeServer, dialout: Dialout
+) -> None:
+    server = dialout.server(make_server)
+    crafted = AUTH | {"X-Forwarded-Host": "attacker.example", "X-Forwarded-Proto": "https"}
+    status, _, body = await dialout.dial(server, {"to": dialout.callee}, crafted | {"Host": "x.y"})
+    assert status == 201, body
+    [sent] = dialout.placed()
+    own = urlsplit(server.url).netloc
+    assert [urlsplit(url).hostname for url in dialout.urls_given(sent)] == ["127.0.0.1"] * 2
+    assert all(own in url for url in dialout.urls_given(sent))
+
+    # Settings refuse dial-out without PUBLIC_URL at start-up; a server that got such
+    # settings anyway refuses to dial rather than trust the request, and is not ready.
+    settings = server.app.state.settings
+    server.app.state.settings = settings.model_copy(update={"public_url": None})
+    status, _, body = await dialout.dial(server, {"to": dialout.callee}, crafted)
+    assert status == 503, body
+    assert "PUBLIC_URL" in body["detail"]
+    assert len(dialout.placed()) == 1
+    status, ready = await readiness(server.url)
+    assert status == 503
+    assert "PUBLIC_URL" in ready["reasons"]["configuration"]
 
 
 # -- When the provider says no ------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Status callbacks for placed calls: Twilio's, signed, at /status, and Exotel's, with the
-URL's token, at /exotel/status; each keeps the call's latest status."""
+path's token, at /exotel/status/{token}; each keeps the call's latest status."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tests.dialout_providers import (
     Dialout,
     ExotelDialout,
     TwilioDialout,
+    callback_url,
     http,
     latest,
     post_signed,
@@ -91,18 +92,37 @@ async def test_status_callbacks_keep_each_placed_calls_latest_status(
     }.items()
 
 
-async def test_status_of_calls_this_server_did_not_place(
+async def test_a_signed_status_of_a_call_not_on_record_starts_its_record(
     make_server: MakeServer, twilio: FakeTwilio
 ) -> None:
+    # Signed by Twilio: a call of this account (placed by another replica, or before its
+    # record could be written), not to be dropped.
     server = TwilioDialout(twilio).server(make_server)
     stranger = "CA" + "5" * 32
     assert await post_status(server, callback(stranger, "ringing", 1)) == 204
-    status, _, body = await http("GET", f"{server.url}/calls/{stranger}", headers=AUTH)
-    assert status == 404, body
+    record = await latest(server, stranger)
+    assert (record["status"], record["direction"], record["provider"]) == (
+        "ringing",
+        "outbound",
+        "twilio",
+    )
     assert await post_status(server, {"CallStatus": "ringing"}) == 400
     assert (
-        await post_status(server, callback(stranger, "ringing", 1) | {"SequenceNumber": "x"}) == 204
+        await post_status(server, callback(stranger, "in-progress", 2) | {"SequenceNumber": "x"})
+        == 204
     )
+    assert (await latest(server, stranger))["status"] == "in-progress"
+
+
+async def test_unsigned_status_of_a_call_not_on_record_is_left_alone(
+    make_server: MakeServer,
+) -> None:
+    # Signatures off (no auth token): anyone may post, so a stranger starts no record.
+    server = make_server()
+    stranger = "CA" + "6" * 32
+    assert await post_status(server, callback(stranger, "ringing", 1), token=None) == 204
+    status, _, _ = await http("GET", f"{server.url}/calls/{stranger}", headers=AUTH)
+    assert status in (401, 404)
 
 
 # -- Exotel's status callbacks -------------------------------------------------------------
@@ -111,7 +131,7 @@ async def test_status_of_calls_this_server_did_not_place(
 async def post_exotel_status(
     server: ServerThread, fields: dict[str, Any], token: str | None, *, as_json: bool = False
 ) -> int:
-    url = f"{server.url}/exotel/status" + (f"?token={token}" if token is not None else "")
+    url = f"{server.url}/exotel/status" + (f"/{token}" if token is not None else "")
     if as_json:
         status, _, _ = await http("POST", url, json_body=fields)
     else:
@@ -147,7 +167,7 @@ async def test_exotel_status_callbacks_keep_the_calls_latest_status(
     server, sid = await placed_call(make_server, ExotelDialout(exotel), body)
     token = callback_token(exotel)
     [sent] = exotel.calls_placed()
-    assert sent.value("StatusCallback") == f"{server.url}/exotel/status?token={token}"
+    assert callback_url(sent).startswith(f"{server.url}/exotel/status/{token}?attempt=")
 
     answered = exotel_callback(sid, "answered", "in-progress")
     assert await post_exotel_status(server, answered, token) == 204
@@ -187,11 +207,16 @@ async def test_exotel_status_callbacks_in_json_and_for_strangers(
     now = await latest(server, sid)
     assert (now["status"], now["duration"]) == ("busy", 0)
 
+    # The token vouches for a call this server's Exotel account placed: it is recorded.
     stranger = "f" * 32
     unknown = exotel_callback(stranger, "terminal", "completed")
     assert await post_exotel_status(server, unknown, token) == 204
-    status, _, _ = await http("GET", f"{server.url}/calls/{stranger}", headers=AUTH)
-    assert status == 404
+    record = await latest(server, stranger)
+    assert (record["status"], record["provider"]) == ("completed", "exotel")
+    # The old form, with the token in the query string, still works for calls placed before.
+    old_form = exotel_callback(stranger + "0", "terminal", "busy")
+    status, _, _ = await http("POST", f"{server.url}/exotel/status?token={token}", form=old_form)
+    assert status == 204
     assert await post_exotel_status(server, {"Status": "completed"}, token) == 400
     assert await post_exotel_status(server, {"CallSid": sid}, token) == 400
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,12 @@ from tests.dialout_providers import (
     KEY,
     OUR_NUMBER,
     TwilioDialout,
+    callback_url,
     latest,
     twilio_settings,
 )
 from tests.fake_twilio import FakeTwilio
+from tests.server_process import ROOT, clean_environment
 from tests.server_thread import ServerThread, free_port
 
 
@@ -62,7 +66,7 @@ async def test_dialout_places_a_call_whose_twiml_streams_to_the_bot(
     sent = dialout.check_placed(placed)
     assert sent.path == f"/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Calls.json"
     assert (sent.value("To"), sent.value("From")) == (CALLEE, OUR_NUMBER)
-    assert sent.value("StatusCallback") == f"{server.url}/status"
+    assert re.fullmatch(rf"{server.url}/status\?attempt=attempt-[0-9a-f]{{32}}", callback_url(sent))
     assert sent.values("StatusCallbackEvent") == ["initiated", "ringing", "answered", "completed"]
     assert sent.value("MachineDetection") == "Enable"
     assert (sent.value("Timeout"), sent.value("TimeLimit")) == ("25", "600")
@@ -76,6 +80,9 @@ async def test_dialout_places_a_call_whose_twiml_streams_to_the_bot(
     assert list(root) == [root.find("Connect")]  # nothing after the stream
     assert stream.get("url") == f"wss://{urlsplit(server.url).netloc}/ws"
     parameters = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    # The stream token signs the others and the attempt (tests/test_stream_tokens.py).
+    assert re.fullmatch(r"attempt-[0-9a-f]{32}", parameters.pop("attempt") or "")
+    assert re.fullmatch(r"[0-9]+\.[\w-]{43}", parameters.pop("token") or "")
     assert parameters == {
         "customer_id": "42",
         "contact": tricky,
@@ -93,7 +100,7 @@ async def test_public_url_names_the_stream_and_the_status_callback(
     assert status == 201, body
     [sent] = dialout.placed()
     assert sent.value("From") == "+15550009999"
-    assert sent.value("StatusCallback") == "https://bot.example.com/status"
+    assert callback_url(sent).startswith("https://bot.example.com/status?attempt=attempt-")
     stream_url, _ = parse_twiml(sent.value("Twiml") or "")
     assert stream_url == "wss://bot.example.com/ws"
 
@@ -105,10 +112,29 @@ def test_an_unsafe_dialout_configuration_does_not_start() -> None:
             twilio_account_sid=TEST_ACCOUNT_SID,
             twilio_auth_token=TEST_AUTH_TOKEN,
         )
-    with pytest.raises(ValueError, match="TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"):
-        offline_settings(dialout_api_key=KEY)
+    # The key alone opens the records API and the console of an offline server.
+    assert not offline_settings(dialout_api_key=KEY).dials_out
     with pytest.raises(ValueError, match="number prefix"):
         offline_settings(dialout_allowed_prefixes="+1,44")
+    with pytest.raises(ValueError, match="dial-out also needs PUBLIC_URL"):
+        offline_settings(**twilio_settings("https://api.twilio.com", public_url=None))
+
+
+def test_dialout_without_public_url_stops_the_server_at_start_up(tmp_path: Path) -> None:
+    settings = twilio_settings("https://api.twilio.com", public_url=None)
+    env = clean_environment() | {name.upper(): str(value) for name, value in settings.items()}
+    env = {name: value for name, value in env.items() if name != "PUBLIC_URL"}
+    started = subprocess.run(
+        [sys.executable, str(ROOT / "server.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode != 0
+    assert "Invalid configuration" in started.stderr
+    assert "dial-out also needs PUBLIC_URL" in started.stderr
 
 
 async def test_no_caller_id_anywhere_is_a_clear_422(

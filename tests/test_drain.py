@@ -18,7 +18,7 @@ import pytest
 
 from ops.admission import RETRY_AFTER_SECS
 from simulator import CallRejected, SimulatedCall
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, Transcribe
+from tests.conftest import OWN_URL, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, Transcribe
 from tests.conversation import hear_goodbye, hear_greeting, hear_reply, speak, words
 from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import eventually, readiness
@@ -90,10 +90,14 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
         TWILIO_API_BASE_URL=twilio.base_url,
         TWILIO_PHONE_NUMBER="+15550001111",
         DIALOUT_API_KEY=DIALOUT_KEY,
+        PUBLIC_URL=OWN_URL,
     )
     question = await speak("What is the weather?")
     goodbye = await speak("Goodbye.")
 
+    # Its webhook rings before the drain; its stream opens during it.
+    late = SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN)
+    late_stream = await late.ring()
     async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN, from_number=CALLER) as call:
         await call.dial()
         await hear_greeting(call, timeout=60)
@@ -109,9 +113,8 @@ async def test_sigterm_lets_the_live_call_finish_then_exits_0(
         with pytest.raises(CallRejected) as rejected:
             await SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN).dial()
         assert rejected.value.reason == "busy"
-        assert call.stream_url is not None
-        async with SimulatedCall(server.url, auth_token=TEST_AUTH_TOKEN) as late:
-            await late.connect_stream(call.stream_url, call.parameters)
+        async with late:
+            await late.connect_stream(*late_stream)
             await late.wait_closed(timeout=10)
         assert (late.close_code, late.close_reason) == (WS_TRY_AGAIN_LATER, "busy: draining")
         async with httpx.AsyncClient() as client:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
 from websockets.asyncio.client import connect
@@ -13,6 +15,8 @@ from tests.conversation import hear_greeting, hear_reply, speak
 from tests.dialout_providers import AUTH, twilio_settings
 from tests.fake_twilio import FakeTwilio
 from tests.ops_helpers import Samples, eventually, scrape, value
+
+WS_TRY_AGAIN_LATER = 1013
 
 
 async def test_metrics_count_the_calls_just_made(make_server: MakeServer) -> None:
@@ -99,3 +103,42 @@ async def test_dialout_results_are_counted_by_twilio_error_code(
     assert value(samples, total, provider="twilio", outcome="placed", error_code="none") == 1
     # Each app has its own registry: the other server counted nothing.
     assert not [name for name, _ in await scrape(bystander.url) if name == total]
+
+
+async def test_values_from_the_wire_do_not_become_labels(
+    make_server: MakeServer, twilio: FakeTwilio
+) -> None:
+    # A stream may say anything in its parameters (signatures off: nothing is signed here).
+    server = make_server(max_calls=1)
+    stream_url = f"wss://{urlsplit(server.url).netloc}/ws"
+    forged = "forged-direction-0001"
+    async with SimulatedCall(server.url) as holder:
+        await holder.connect_stream(stream_url, {"direction": forged})
+        await holder.wait_for_bot_audio(timeout=30)
+        async with SimulatedCall(server.url) as refused:
+            await refused.connect_stream(stream_url, {"direction": forged + "x"})
+            await refused.wait_closed(timeout=10)
+        assert refused.close_code == WS_TRY_AGAIN_LATER
+
+    async def call_counted() -> bool:
+        samples = await scrape(server.url)
+        return (
+            value(samples, "switchboard_calls_total", direction="unknown", outcome="caller_hung_up")
+            == 1
+        )
+
+    await eventually(call_counted, "the forged call is counted as direction unknown")
+    samples = await scrape(server.url)
+    assert value(samples, "switchboard_calls_total", direction="unknown", outcome="rejected") == 1
+    assert value(samples, "switchboard_first_bot_audio_seconds_count", direction="unknown") == 1
+
+    dialer = make_server(**twilio_settings(twilio.base_url))
+    twilio.fail_next(400, 31999, "Some error this server has never heard of")
+    async with httpx.AsyncClient(base_url=dialer.url, headers=AUTH) as client:
+        assert (await client.post("/dialout", json={"to": "+15557654321"})).status_code == 502
+    total = "switchboard_dialout_results_total"
+    dialled = await scrape(dialer.url)
+    assert value(dialled, total, provider="twilio", outcome="failed", error_code="other") == 1
+
+    labels = {label for _, pairs in [*samples, *dialled] for _, label in pairs}
+    assert not [label for label in labels if "forged" in label or "31999" in label]

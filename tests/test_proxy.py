@@ -69,10 +69,13 @@ def deployment(
             "DRAIN_TIMEOUT": "300",
         }
         replicas = [ServerProcess(workdir, **settings) for _ in range(2)]
+        nginx = Nginx([r.port for r in replicas])
+        for replica in replicas:  # dial-out tells Twilio the proxy's address, never a Host header
+            replica.settings["PUBLIC_URL"] = nginx.url
         try:
             with ThreadPoolExecutor(2) as pool:
                 list(pool.map(lambda r: r.start(), replicas))
-            with Nginx([r.port for r in replicas]) as nginx:
+            with nginx:
                 yield Deployment(nginx, replicas, twilio, database_url)
         finally:
             for replica in replicas:
@@ -139,10 +142,12 @@ async def test_a_dialout_placed_on_one_replica_gets_its_status_on_the_other(
         )
     assert placed.status_code == 201, placed.text
     sid = placed.json()["call_sid"]
-    [placer] = [i for i, r in enumerate(deployment.replicas) if _logged(r, sid, "placed via")]
+    [placer] = [i for i, r in enumerate(deployment.replicas) if _logged(r, sid, "Dial-out placed")]
     other = deployment.replicas[1 - placer]
     sent = deployment.twilio.calls_created()[-1]
-    assert sent.value("StatusCallback") == f"{deployment.nginx.url}/status"
+    assert (sent.value("StatusCallback") or "").startswith(
+        f"{deployment.nginx.url}/status?attempt="
+    )
 
     # Twilio's progress reports, each on a connection of its own, as Twilio sends them.
     for sequence, status in enumerate(("initiated", "ringing", "in-progress")):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from simulator import SimulatedCall
-from tests.conftest import MakeServer, Transcribe
+from tests.conftest import OWN_URL, MakeServer, Transcribe
 from tests.conversation import hear_reply, speak, words
 from tests.recording_helpers import API_KEY, Recording, get, recording_when_kept, write_prompt
 from tests.s3_server import S3Account
@@ -29,6 +29,7 @@ def recording_server(make_server: MakeServer, tmp_path: Path, **overrides: Any) 
         "recordings_dir": str(tmp_path / "recordings"),
         "prompts_dir": str(tmp_path / "prompts"),
         "dialout_api_key": API_KEY,
+        "public_url": OWN_URL,
         "twilio_account_sid": "AC" + "0" * 32,
         "twilio_auth_token": "unused-token",
         "twilio_validate_signatures": False,

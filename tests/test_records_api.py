@@ -17,7 +17,7 @@ import pytest
 from records.models import TurnRole
 from records.store import CallStore
 from telephony.call_info import CallInfo
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
+from tests.conftest import OWN_URL, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, MakeServer
 from tests.records_helpers import reading
 from tests.server_thread import ServerThread
 
@@ -73,6 +73,7 @@ def api_server(make_server: MakeServer, database_url: str) -> ServerThread:
     return make_server(
         database_url=database_url,
         dialout_api_key=API_KEY,
+        public_url=OWN_URL,
         twilio_account_sid=TEST_ACCOUNT_SID,
         twilio_auth_token=TEST_AUTH_TOKEN,
     )

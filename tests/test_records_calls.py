@@ -104,7 +104,8 @@ async def post_status(server: ServerThread, placed: PlacedCall, status: str, **e
         "To": placed.form["To"],
         **extra,
     }
-    return await post_signed(f"{server.url}{urlsplit(callback).path}", form, signed_for=callback)
+    parts = urlsplit(callback)
+    return await post_signed(f"{server.url}{parts.path}?{parts.query}", form, signed_for=callback)
 
 
 @pytest.mark.speech

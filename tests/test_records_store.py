@@ -52,6 +52,7 @@ async def test_migrations_create_the_tables_and_run_again_harmlessly(store: Call
     assert {"calls", "turns", "events", "alembic_version"} <= tables
     assert version == (ScriptDirectory.from_config(alembic_config()).get_current_head(),)
     assert {"recording_source", "recording_location", "recording_duration"} <= columns
+    assert {"attempt_id", "idempotency_key", "request_hash", "answer"} <= columns
 
 
 async def test_values_longer_than_a_short_column_are_stored_whole(store: CallStore) -> None:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The product's code; the rest (tests/, bench/) may also use requirements-dev.txt.
-RUNTIME_FOLDERS = ("calls", "dialout", "ops", "records", "simulator", "telephony", "voice")
+RUNTIME_FOLDERS = (
+    "calls", "dialout", "latency", "ops", "records", "simulator", "telephony", "voice",
+)  # fmt: skip
 SKIPPED = {".venv", ".git", "data", "node_modules"}
 
 

@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from simulator import SimulatedCall
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, offline_settings
+from tests.conftest import OWN_URL, TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, offline_settings
 from tests.dialout_providers import AUTH, CALLEE, OUR_NUMBER
 from tests.fake_twilio import FakeTwilio
 from tests.server_process import ServerProcess
@@ -43,6 +43,7 @@ async def test_every_rest_request_goes_to_the_regional_host(
             TWILIO_AUTH_TOKEN=TEST_AUTH_TOKEN,
             TWILIO_PHONE_NUMBER=OUR_NUMBER,
             DIALOUT_API_KEY=AUTH["Authorization"].removeprefix("Bearer "),
+            PUBLIC_URL=OWN_URL,
             RECORDING="twilio",
             DRAIN_TIMEOUT="0",
             DATABASE_URL=f"sqlite:///{tmp_path / 'switchboard.db'}",
