@@ -44,8 +44,9 @@ test: lint unit
 simulate: install
 	$(PY) simulate.py --url http://127.0.0.1:$${PORT:-8000} --say "Hello, is anybody there?" --out reply.wav
 
-# Calls per core and reply latency, Switchboard against stock Pipecat (about 20
-# minutes; BENCH_QUICK=1 about 8). Writes bench/results/, and the README's table.
+# Calls per core and reply latency, Switchboard against stock Pipecat as its example is
+# written and tuned, and the offline voice (about 35 minutes; BENCH_QUICK=1 about 15).
+# Writes bench/results/, and the README's table.
 bench: install
 	$(PY) -m bench.run
 

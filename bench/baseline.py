@@ -8,7 +8,16 @@ the services differ: the same instant bench services Switchboard runs with, so
 the comparison is framework against framework. Auto hang-up is off (no Twilio
 account on loopback), as is the example's call recording.
 
+`--tuned` is the same server with every switch Switchboard also turns off: RTVI,
+turn tracking, the idle timeout (each an observer of every frame), metrics, and the
+forced garbage collection after each call (`PipelineWorker(enable_rtvi=False,
+enable_turn_tracking=False, idle_timeout_secs=None)`, metrics off,
+`WorkerRunner(force_gc=False)`). It then runs the observers Switchboard's
+worker has of Pipecat's own: none.
+Against it, Switchboard's ratio is what its fast path earns, beyond the switches.
+
     python -m bench.baseline --port 8101 --clip bench/results/clip.wav
+    python -m bench.baseline --port 8101 --clip bench/results/clip.wav --pause 0.4 --tuned
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from loguru import logger
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.frames.frames import LLMRunFrame
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.pipeline.worker import IDLE_TIMEOUT_SECS, PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
@@ -41,11 +50,14 @@ from pipecat.workers.runner import WorkerRunner
 from bench.services import BenchLLM, BenchSTT, BenchTTS, read_clip
 
 
-async def run_bot(transport: BaseTransport, clip: bytes, pause: float | None) -> None:
+async def run_bot(
+    transport: BaseTransport, clip: bytes, pause: float | None, tuned: bool = False
+) -> None:
     """One call's pipeline, as in the example's `run_bot`.
 
     With `pause`, the user turn ends `pause` seconds after VAD's stop, as in
-    Switchboard, instead of by the default Smart Turn model.
+    Switchboard, instead of by the default Smart Turn model. With `tuned`, the
+    switches Switchboard turns off are off here too.
     """
     stt = BenchSTT()
     llm = BenchLLM()
@@ -78,9 +90,12 @@ async def run_bot(transport: BaseTransport, clip: bytes, pause: float | None) ->
         params=PipelineParams(
             audio_in_sample_rate=8000,
             audio_out_sample_rate=8000,
-            enable_metrics=True,
-            enable_usage_metrics=True,
+            enable_metrics=not tuned,
+            enable_usage_metrics=not tuned,
         ),
+        enable_rtvi=not tuned,
+        enable_turn_tracking=not tuned,
+        idle_timeout_secs=None if tuned else IDLE_TIMEOUT_SECS,
     )
 
     @transport.event_handler("on_client_connected")
@@ -92,12 +107,12 @@ async def run_bot(transport: BaseTransport, clip: bytes, pause: float | None) ->
     async def on_client_disconnected(_transport: BaseTransport, _client: object) -> None:
         await worker.cancel()
 
-    runner = WorkerRunner(handle_sigint=False, force_gc=True)
+    runner = WorkerRunner(handle_sigint=False, force_gc=not tuned)
     await runner.add_workers(worker)
     await runner.run()
 
 
-def create_app(clip: bytes, pause: float | None = None) -> FastAPI:
+def create_app(clip: bytes, pause: float | None = None, tuned: bool = False) -> FastAPI:
     """The example's server: one websocket endpoint that runs a bot per call."""
     app = FastAPI()
 
@@ -119,7 +134,7 @@ def create_app(clip: bytes, pause: float | None = None) -> FastAPI:
                 serializer=serializer,
             ),
         )
-        await run_bot(transport, clip, pause)
+        await run_bot(transport, clip, pause, tuned)
 
     return app
 
@@ -130,11 +145,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--clip", required=True, help="8 kHz mono WAV the bench TTS plays")
     parser.add_argument("--pause", type=float, help="end turns this long after VAD's stop")
+    parser.add_argument("--tuned", action="store_true", help="RTVI, turn tracking, metrics off")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, level=args.log_level)
-    uvicorn.run(create_app(read_clip(args.clip), args.pause), host="127.0.0.1", port=args.port)
+    app = create_app(read_clip(args.clip), args.pause, args.tuned)
+    uvicorn.run(app, host="127.0.0.1", port=args.port)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from bench.plan import (
     BACKLOG_MIN_REPLIES,
     LATENESS_LIMIT_MS,
     MISSED_LIMIT,
+    OFFLINE_TARGET_MS,
     Server,
 )
 
@@ -67,8 +68,11 @@ def summarize(report: dict[str, Any], server: Server) -> dict[str, Any]:
         "server_cpu_wait": round(report["server_cpu_wait"], 3),
         "cpu_per_call": round(report["server_cpu"] / calls, 4),
         "rss_mb": round(report["rss_peak_mb"], 1),
+        "rss_steady_mb": round(report["rss_steady_mb"], 1),
         "loadgen_cpu": round(report["loadgen_cpu"], 3),
         "loadgen_lag_ms": round(max((c["max_send_lag_ms"] for c in results), default=0.0), 1),
+        # The server's own per-stage breakdown of these replies, where it publishes one.
+        "stages": report.get("stages"),
     }
     reasons = []
     p95 = step["response_overhead_ms"]["p95"]
@@ -86,6 +90,17 @@ def summarize(report: dict[str, Any], server: Server) -> dict[str, Any]:
     step["held"] = not reasons
     step["why_not"] = "; ".join(reasons)
     return step
+
+
+def memory_per_added_call(few: dict[str, Any], many: dict[str, Any]) -> dict[str, Any]:
+    """MB each added call costs, as an operator sees it: the whole process tree's RSS
+    while `few` calls were up, against while `many` were (the steady half of each step)."""
+    added = many["calls"] - few["calls"]
+    return {
+        "calls": [few["calls"], many["calls"]],
+        "rss_mb": [few["rss_steady_mb"], many["rss_steady_mb"]],
+        "mb_per_added_call": round((many["rss_steady_mb"] - few["rss_steady_mb"]) / added, 2),
+    }
 
 
 def memory_per_call(steps: list[dict[str, Any]]) -> float | None:
@@ -108,8 +123,21 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def ratios(results: dict[str, Any]) -> dict[str, Any]:
-    """Switchboard against the baseline: the headline."""
-    sb, bl = results["switchboard"], results["baseline"]
+    """Everything the run compared: Switchboard against stock Pipecat (as its example is
+    written, and tuned), what recording costs, and the offline voice against its targets."""
+    compared: dict[str, Any] = {}
+    if results.get("switchboard") and results.get("baseline"):
+        compared.update(against_stock(results))
+    if results.get("switchboard") and results.get("baseline_tuned"):
+        compared.update(against_stock(results, "baseline_tuned", "_vs_tuned"))
+    return {**compared, **recording_cost(results), **offline_figures(results)}
+
+
+def against_stock(
+    results: dict[str, Any], baseline: str = "baseline", suffix: str = ""
+) -> dict[str, Any]:
+    """Switchboard against one stock Pipecat server: the headline (keys end in `suffix`)."""
+    sb, bl = results["switchboard"], results[baseline]
     matched = max(
         (
             s["calls"]
@@ -119,11 +147,8 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         default=None,
     )
 
-    return {
+    compared = {
         "capacity": ratio(sb["calls_per_core"], bl["calls_per_core"]),
-        "capacity_vs_smart_turn": ratio(
-            sb["calls_per_core"], results.get("baseline_smart_turn", {}).get("calls_per_core")
-        ),
         "matched_calls": matched,
         "response_overhead_p95_at_matched_calls": ratio(
             report.p95(report.step_at(sb, matched), "response_overhead_ms"),
@@ -139,8 +164,40 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         ),
         "cpu_per_call": ratio(sb["cpu_per_call"], bl["cpu_per_call"]),
         "memory_per_call": ratio(sb["memory_mb_per_call"], bl["memory_mb_per_call"]),
-        **recording_cost(results),
+        "memory_per_added_call": ratio(_added(sb), _added(bl)),
     }
+    if not suffix:
+        smart_turn = results.get("baseline_smart_turn") or {}
+        compared["capacity_vs_smart_turn"] = ratio(
+            sb["calls_per_core"], smart_turn.get("calls_per_core")
+        )
+    return {f"{key}{suffix}": value for key, value in compared.items()}
+
+
+def _added(entry: dict[str, Any]) -> float | None:
+    memory = entry.get("memory_per_added_call")
+    return memory["mb_per_added_call"] if memory else None
+
+
+def offline_figures(results: dict[str, Any]) -> dict[str, Any]:
+    """The offline voice (Whisper + Piper) against its targets: one call's reply, calls held."""
+    one, machine = results.get("offline"), results.get("offline_machine")
+    figures: dict[str, Any] = {}
+    if one:
+        p95_ms = report.p95(report.step_at(one, 1), "response_overhead_ms")
+        figures.update(
+            offline_one_call_p95_ms=p95_ms,
+            offline_one_call_target_ms=OFFLINE_TARGET_MS,
+            offline_one_call_meets_target=p95_ms is not None and p95_ms <= OFFLINE_TARGET_MS,
+            offline_calls_per_core=one["calls_per_core"],
+        )
+    if machine:
+        figures.update(
+            offline_calls_per_machine=machine["calls_per_core"],
+            offline_machine_cores=len(results["method"]["cores"]),
+            offline_machine_limit_ms=machine["latency_limit_ms"],
+        )
+    return figures
 
 
 def recording_cost(results: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench import stages
 from bench.loadgen import cpu_seconds
 from bench.plan import Plan, Server
 
@@ -128,8 +130,8 @@ def running_server(server: Server, plan: Plan, workdir: Path) -> Iterator[tuple[
 
 
 def _cores(server: Server, plan: Plan, core: int) -> str:
-    # Several workers take every core; the load generator then shares them.
-    return ",".join(map(str, plan.cores)) if server.workers > 1 else str(core)
+    # Several workers, or one process on every core: the load generator then shares them.
+    return ",".join(map(str, plan.cores)) if server.spans_cores else str(core)
 
 
 def _serving(port: int, workers: int) -> bool:
@@ -168,24 +170,32 @@ def run_load(
     ]  # fmt: skip
     if ramp is not None:
         command += ["--ramp", str(ramp)]
-    if server.workers == 1:
+    if not server.spans_cores:
         pin_threads(pid, plan.server_core)
     rss_before = rss_mb(pid)
+    metrics_before = stages.scrape(port)
     cpu_before, wall_before = tree_cpu_seconds(pid), time.monotonic()
     wait_before = run_queue_wait(pid)
     loadgen = subprocess.Popen(command, cwd=ROOT, preexec_fn=raise_priority)
-    peak_rss = rss_before
+    samples: list[float] = []  # the process tree's RSS, every half second
     while loadgen.poll() is None:
         time.sleep(0.5)
         with contextlib.suppress(OSError):
-            peak_rss = max(peak_rss, rss_mb(pid))
+            samples.append(rss_mb(pid))
     wall = time.monotonic() - wall_before
     cpu = (tree_cpu_seconds(pid) - cpu_before) / wall
     waited = (run_queue_wait(pid) - wait_before) / wall
     if loadgen.returncode != 0:
         raise RuntimeError(f"the load generator failed ({loadgen.returncode})")
     report = json.loads(out.read_text())
+    # While every call is up: the second half of the step (the calls start within its first).
+    steady = samples[len(samples) // 2 :] or [rss_before]
     report.update(
-        server_cpu=cpu, server_cpu_wait=waited, rss_before_mb=rss_before, rss_peak_mb=peak_rss
+        server_cpu=cpu,
+        server_cpu_wait=waited,
+        rss_before_mb=rss_before,
+        rss_peak_mb=max([rss_before, *samples]),
+        rss_steady_mb=statistics.median(steady),
+        stages=stages.between(metrics_before, stages.scrape(port)),
     )
     return report

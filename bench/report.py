@@ -29,9 +29,13 @@ SERVERS = {
     "switchboard_events": "Switchboard, events on",
     "switchboard_recording": "Switchboard, RECORDING=local",
     "baseline": "Stock Pipecat",
+    "baseline_tuned": "Stock Pipecat, tuned",
     "baseline_smart_turn": "Stock Pipecat, Smart Turn",
     "offline": "Switchboard, Whisper + Piper",
+    "offline_machine": "Switchboard, Whisper + Piper, every core",
 }
+# The headline columns: Switchboard against each stock Pipecat, by the ratios' key suffix.
+AGAINST = {"": "Switchboard / stock", "_vs_tuned": "Switchboard / tuned"}
 
 
 def _ms(value: float | None) -> str:
@@ -57,10 +61,19 @@ def table(results: dict[str, Any]) -> str:
     names = [n for n in SERVERS if results.get(n)]
     ratio = results.get("ratio", {})
     matched = ratio.get("matched_calls")
+    against = [suffix for suffix in AGAINST if f"capacity{suffix}" in ratio]
 
-    def row(label: str, cell: Any, headline: str = "") -> str:
+    def row(label: str, cell: Any, key: str = "", bold: bool = False) -> str:
         cells = [cell(results[n]) for n in names]
-        return f"| {label} | " + " | ".join(cells) + f" | {headline} |"
+        headlines = [_times(ratio.get(f"{key}{suffix}")) if key else "" for suffix in against]
+        if bold:
+            headlines = [f"**{h}**" for h in headlines]
+        return f"| {label} | " + " | ".join([*cells, *headlines]) + " |"
+
+    def capacity(entry: dict[str, Any]) -> str:
+        cores = len(results["method"].get("cores", ()))
+        where = f" on {cores} cores" if entry is results.get("offline_machine") else ""
+        return f"**{entry['calls_per_core']}**{where}"
 
     def half(entry: dict[str, Any]) -> str:
         step = entry["at_half_capacity"]
@@ -70,49 +83,88 @@ def table(results: dict[str, Any]) -> str:
         b = entry.get("greeting_burst")
         return _ms(b["greeting_ms"]["p95"]) if b else "–"
 
-    def memory(entry: dict[str, Any]) -> str:
+    def slope(entry: dict[str, Any]) -> str:
         mb = entry.get("memory_mb_per_call")
         return "–" if mb is None else f"{mb:.1f} MB"
+
+    def added(entry: dict[str, Any]) -> str:
+        memory = entry.get("memory_per_added_call")
+        return "–" if not memory else f"{memory['mb_per_added_call']:.1f} MB"
 
     def cpu(entry: dict[str, Any]) -> str:
         share = entry.get("cpu_per_call")
         return "–" if share is None else f"{share * 100:.1f} %"
 
+    few, many = results["method"].get("memory_calls", (10, 30))
     lines = [
-        "| | " + " | ".join(SERVERS[n] for n in names) + " | Switchboard / stock |",
-        "|---|" + "---:|" * len(names) + "---:|",
-        row(
-            "Calls per core",
-            lambda e: f"**{e['calls_per_core']}**",
-            f"**{_times(ratio.get('capacity'))}**",
-        ),
-        row(
-            "Reply overhead p95, half capacity",
-            half,
-            _times(ratio.get("response_overhead_p95_at_half_capacity")),
-        ),
+        "| | " + " | ".join([*(SERVERS[n] for n in names), *(AGAINST[a] for a in against)]) + " |",
+        "|---|" + "---:|" * (len(names) + len(against)),
+        row("Calls per core", capacity, "capacity", bold=True),
+        row("Reply overhead p95, half capacity", half, "response_overhead_p95_at_half_capacity"),
         row(
             f"Reply overhead p95, {matched} calls" if matched else "Reply overhead p95, same calls",
             lambda e: _ms(p95(step_at(e, matched), "response_overhead_ms")),
-            _times(ratio.get("response_overhead_p95_at_matched_calls")),
+            "response_overhead_p95_at_matched_calls",
         ),
+        row("Greeting p95, 20 calls started within 1 s", burst, "greeting_burst_p95"),
+        row("CPU per call at capacity (one core)", cpu, "cpu_per_call"),
+        row("Memory per added call (peak RSS over the steps)", slope, "memory_per_call"),
         row(
-            "Greeting p95, 20 calls started within 1 s",
-            burst,
-            _times(ratio.get("greeting_burst_p95")),
+            f"Memory per added call (process tree, {few} → {many} calls)",
+            added,
+            "memory_per_added_call",
         ),
-        row("CPU per call at capacity (one core)", cpu, _times(ratio.get("cpu_per_call"))),
-        row("Memory per added call", memory, _times(ratio.get("memory_per_call"))),
         row("Reply overhead limit", lambda e: _ms(e["latency_limit_ms"])),
     ]
     m = results["machine"]
+    shared = " (the one on every core shares them with it)" if "offline_machine" in names else ""
     measured = (
         f"Measured {results['generated']} ({results['mode']} mode, "
         f"{results['elapsed_secs'] // 60} min) on {m['cpu_model']}, {m['cores']} cores, "
         f"{m['memory_gb']:g} GB, Python {m['python']}, Pipecat {m['pipecat']}; "
-        f"each server pinned to one core, the load generator to another."
+        f"each server pinned to one core, the load generator to another{shared}."
     )
-    return "\n".join([*lines, "", measured])
+    return "\n".join([*lines, *_offline(ratio), *_stages(results), "", measured])
+
+
+def _offline(ratio: dict[str, Any]) -> list[str]:
+    """The offline voice against its targets, in a sentence under the table."""
+    if "offline_one_call_p95_ms" not in ratio:
+        return []
+    said = (
+        f"Offline voice (Whisper tiny.en + Piper in the process): p95 reply overhead "
+        f"{_ms(ratio['offline_one_call_p95_ms'])} at one call (target "
+        f"{_ms(ratio['offline_one_call_target_ms'])}); {ratio['offline_calls_per_core']} "
+        "call(s) held on one core"
+    )
+    if "offline_calls_per_machine" in ratio:
+        said += (
+            f", {ratio['offline_calls_per_machine']} on the whole machine "
+            f"({ratio['offline_machine_cores']} cores)"
+        )
+    return ["", said + f", each within {_ms(ratio.get('offline_machine_limit_ms', 1000.0))}."]
+
+
+def _stages(results: dict[str, Any]) -> list[str]:
+    """Switchboard's replies stage by stage at half capacity, when the server measured them."""
+    step = (results.get("switchboard") or {}).get("at_half_capacity") or {}
+    stages = step.get("stages")
+    if not stages:
+        return []
+    lines = [
+        "",
+        f"Switchboard's replies at half capacity ({step['calls']} calls), from the caller's "
+        "end of speech to each stage, as the server measured them:",
+        "",
+        "| Stage | Replies | Mean | p50 | p95 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for stage, stats in stages.items():
+        lines.append(
+            f"| {stage} | {stats['replies']} | {_ms(stats['mean_ms'])} | "
+            f"{_ms(stats['p50_ms'])} | {_ms(stats['p95_ms'])} |"
+        )
+    return lines
 
 
 def workers_ratio(results: dict[str, Any]) -> dict[str, Any]:

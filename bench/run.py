@@ -1,7 +1,7 @@
 """The benchmark: calls per core and reply latency, Switchboard against stock Pipecat.
 
-    python -m bench.run                 # full: about 20 minutes
-    BENCH_QUICK=1 python -m bench.run   # quick: under ten minutes
+    python -m bench.run                 # full: about 35 minutes
+    BENCH_QUICK=1 python -m bench.run   # quick: about 15 minutes
     python -m bench.run --mode smoke --out /tmp/x   # CI: two calls, no timing judged
     python -m bench.run --workers       # one worker against one per core (WORKERS)
 
@@ -17,11 +17,19 @@ first bot audio) minus the waits the server is configured to make: VAD's stop
 time and the user-turn pause. What is left is what the server and framework
 add. Servers:
 
-    switchboard          Switchboard with the instant bench services
-    switchboard_events   the same with call events on (`--events`), to a receiver off-core
-    baseline             Pipecat's Twilio example, same services and turn pause
-    baseline_smart_turn  the example verbatim: default turn strategy (Smart Turn v3)
-    offline              Switchboard with the real offline stack (Whisper + Piper)
+    switchboard            Switchboard with the instant bench services
+    switchboard_events     the same with call events on (`--events`), to a receiver off-core
+    switchboard_recording  the same recording every call (RECORDING=local)
+    baseline               Pipecat's Twilio example, same services and turn pause
+    baseline_tuned         the same with what Switchboard turns off also off (RTVI, …)
+    baseline_smart_turn    the example verbatim: default turn strategy (Smart Turn v3)
+    offline                Switchboard with the real offline stack (Whisper + Piper)
+    offline_machine        the same on every core, the load generator among them
+
+Switchboard and both stock servers also run 10 and then 30 calls on a fresh
+server first: the process tree's RSS per added call, as an operator sees it.
+Where the server publishes its replies stage by stage (`bench.stages`), each
+step keeps that breakdown.
 
 With `--workers`, the run measures instead Switchboard as one process on one
 core against `WORKERS` = one per core, on every core: calls per machine. The
@@ -51,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from bench import report
-from bench.judge import memory_per_call, ratios, recording_cost, summarize
+from bench.judge import memory_per_added_call, memory_per_call, ratios, summarize
 from bench.plan import (
     BACKLOG_LIMIT_MS,
     LATENCY_LIMIT_MS,
@@ -102,12 +110,15 @@ def measure(server: Server, plan: Plan, workdir: Path) -> dict[str, Any]:
         idle_rss = rss_mb(pid)
         if plan.warmup_secs:
             run_load(port, pid, 1, plan.warmup_secs, None, plan, workdir, server)
+        first = True
 
         def step(
             calls: int, phase: str, secs: float = plan.step_secs, ramp: float | None = None
         ) -> dict[str, Any]:
-            if phase != "ascending" or calls != server.steps[0]:
+            nonlocal first
+            if not first:
                 time.sleep(1.5)  # let the previous calls' pipelines wind down
+            first = False
             load = run_load(port, pid, calls, secs, ramp, plan, workdir, server)
             summary = summarize(load, server)
             summary["phase"] = phase
@@ -118,11 +129,17 @@ def measure(server: Server, plan: Plan, workdir: Path) -> dict[str, Any]:
                 f"cpu {summary['server_cpu']:.2f} (waited {summary['server_cpu_wait']:.2f})  "
                 f"rss {summary['rss_mb']:.0f} MB  "
                 f"(loadgen cpu {summary['loadgen_cpu']:.2f}, lag {summary['loadgen_lag_ms']} ms)  "
-                f"{'ok' if summary['held'] else 'FELL BEHIND: ' + summary['why_not']}",
+                f"{verdict(summary)}",
                 flush=True,
             )
             return summary
 
+        memory = None
+        if server.memory:  # on a fresh server, as an operator's first calls find it
+            few, many = (
+                step(calls, "memory", secs=plan.memory_secs) for calls in plan.memory_calls
+            )
+            memory = memory_per_added_call(few, many)
         held, failed = 0, None
         for calls in server.steps:
             summary = step(calls, "ascending")
@@ -166,8 +183,16 @@ def measure(server: Server, plan: Plan, workdir: Path) -> dict[str, Any]:
         "cpu_per_call": at_capacity["cpu_per_call"] if at_capacity else None,
         "idle_rss_mb": round(idle_rss, 1),
         "memory_mb_per_call": memory_per_call(steps),
+        "memory_per_added_call": memory,
         "steps": steps,
     }
+
+
+def verdict(step: dict[str, Any]) -> str:
+    """How a step went, for the progress lines."""
+    if step["phase"] == "memory":
+        return f"memory: {step['rss_steady_mb']:.0f} MB with every call up"
+    return "ok" if step["held"] else "FELL BEHIND: " + step["why_not"]
 
 
 def machine() -> dict[str, Any]:
@@ -218,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
                 "loadgen_core": the_plan.loadgen_core,
                 "cores": list(the_plan.cores),
                 "step_secs": the_plan.step_secs,
+                "memory_calls": list(the_plan.memory_calls),
                 "latency_limit_ms": LATENCY_LIMIT_MS,
                 "lateness_limit_ms": LATENESS_LIMIT_MS,
                 "backlog_limit_ms": BACKLOG_LIMIT_MS,
@@ -240,10 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers:
         write_workers(results, args.out)
         return
-    if results.get("switchboard") and results.get("baseline"):
-        results["ratio"] = ratios(results)
-    elif cost := recording_cost(results):  # a run of the two Switchboards only
-        results["ratio"] = cost
+    results["ratio"] = ratios(results)
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     report.plot(results, args.out / report.PLOT_NAME)
     if args.out.resolve() == RESULTS.resolve():

@@ -32,9 +32,18 @@ def test_a_smoke_run_measures_both_servers_and_writes_results(tmp_path: Path) ->
     assert results["machine"]["cores"] >= 1
     assert results["machine"]["cpu_model"]
     assert finite(results["ratio"]["capacity"])
+    assert finite(results["ratio"]["capacity_vs_tuned"])
+    assert finite(results["ratio"]["cpu_per_call_vs_tuned"])
     assert results["ratio"]["recording_compared_at_calls"] == 2
     assert finite(results["ratio"]["recording_response_overhead_p95"])
-    for name in ("switchboard", "switchboard_recording", "baseline"):
+    # Memory per added call as an operator sees it: the process tree with 1, then 2 calls up.
+    for name in ("switchboard", "baseline", "baseline_tuned"):
+        memory = results[name]["memory_per_added_call"]
+        assert memory["calls"] == [1, 2], name
+        assert all(finite(mb) and mb > 0 for mb in memory["rss_mb"]), (name, memory)
+        assert finite(memory["mb_per_added_call"]), (name, memory)
+    assert finite(results["ratio"]["memory_per_added_call"])
+    for name in ("switchboard", "switchboard_recording", "baseline", "baseline_tuned"):
         server = results[name]
         assert finite(server["calls_per_core"]), name
         [step] = [s for s in server["steps"] if s["phase"] == "ascending"]
@@ -45,6 +54,7 @@ def test_a_smoke_run_measures_both_servers_and_writes_results(tmp_path: Path) ->
             assert finite(step["greeting_ms"][key]), (name, key)
         assert finite(step["server_cpu"]) and step["server_cpu"] > 0, name
         assert finite(step["rss_mb"]) and step["rss_mb"] > 0, name
+        assert "stages" in step  # the server's own breakdown where it has one, else None
         burst = server["greeting_burst"]
         assert burst["errors"] == 0 and finite(burst["greeting_ms"]["p95"]), name
     assert (tmp_path / "latency_vs_calls.png").stat().st_size > 0
@@ -54,9 +64,14 @@ def test_a_smoke_run_measures_both_servers_and_writes_results(tmp_path: Path) ->
     report.update_readme(results, readme)
     text = readme.read_text()
     assert "old table" not in text and text.endswith(f"{report.END}\n\nAfter.\n")
+    header = next(line for line in text.splitlines() if line.startswith("| |"))
+    assert "Stock Pipecat, tuned" in header and "Switchboard / tuned" in header, header
     capacity_row = next(line for line in text.splitlines() if line.startswith("| Calls per core"))
     sb, bl = results["switchboard"]["calls_per_core"], results["baseline"]["calls_per_core"]
     assert f"**{sb}**" in capacity_row and f"**{bl}**" in capacity_row
+    assert any(
+        line.startswith("| Memory per added call (process tree") for line in text.splitlines()
+    )
     assert results["machine"]["cpu_model"] in text
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.frames.frames import (
+    BotSpeakingFrame,
     BotStartedSpeakingFrame,
     EndFrame,
     Frame,
@@ -16,8 +17,9 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
     TTSAudioRawFrame,
     TTSTextFrame,
+    UserSpeakingFrame,
 )
-from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.observers.base_observer import BaseObserver, FrameProcessed, FramePushed
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
@@ -106,6 +108,42 @@ class Seen(BaseObserver):
 
     async def on_push_frame(self, data: FramePushed) -> None:
         self.pushed.append(type(data.frame).__name__)
+
+
+class SeenProcessed(Seen):
+    """Also notes the frames processed: an observer that reads processing (tracing, say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.processed: list[str] = []
+
+    async def on_process_frame(self, data: FrameProcessed) -> None:
+        self.processed.append(type(data.frame).__name__)
+
+
+async def test_observers_are_spared_the_heartbeats_and_processing_reaches_who_reads_it() -> None:
+    seen, watcher = Seen(), SeenProcessed()
+    worker = PipelineWorker(
+        Pipeline([IdentityFilter()]),
+        observers=[seen],
+        enable_rtvi=False,
+        enable_turn_tracking=False,
+        idle_timeout_secs=None,
+    )
+    blind_to_audio(worker)
+    worker.add_observer(watcher)  # as the metrics add theirs, after the worker is built
+    await worker.queue_frames(
+        [BotSpeakingFrame(), UserSpeakingFrame(), TextFrame("hi"), BotSpeakingFrame(), EndFrame()]
+    )
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    await runner.run()
+
+    for observer in (seen, watcher):
+        assert "TextFrame" in observer.pushed
+        assert not {"BotSpeakingFrame", "UserSpeakingFrame"} & set(observer.pushed)
+    assert "TextFrame" in watcher.processed
+    assert "BotSpeakingFrame" not in watcher.processed
 
 
 async def test_observers_see_a_calls_frames_but_not_the_callers_audio() -> None:

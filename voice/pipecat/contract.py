@@ -255,6 +255,15 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "Whisper has no model: nothing is transcribed, the bot never answers",
         read_by=("run_stt",),
     ),
+    # offline.py: SharedWhisperSTT decodes itself and reports transcripts as Pipecat does.
+    _async_method(
+        WhisperSTTService,
+        "_handle_transcription",
+        ("self", "transcript", "is_final", "language"),
+        WHISPER,
+        "the call's STT spans and transcript metrics go missing from traces",
+        read_by=("run_stt",),
+    ),
     _attribute(
         PiperTTSService,
         "_voice",

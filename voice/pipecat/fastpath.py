@@ -21,8 +21,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
-from pipecat.observers.base_observer import FrameProcessed, FramePushed
+from pipecat.frames.frames import (
+    BotSpeakingFrame,
+    Frame,
+    InputAudioRawFrame,
+    OutputAudioRawFrame,
+    UserSpeakingFrame,
+)
+from pipecat.observers.base_observer import BaseObserver, FrameProcessed, FramePushed
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.pipeline.worker_observer import WorkerObserver
 from pipecat.processors.aggregators.dtmf_aggregator import DTMFAggregator
@@ -187,28 +193,46 @@ class AudioEnd(FrameProcessor):
 
 
 class AudioBlindObserver(WorkerObserver):
-    """Pipecat's worker observer, without the caller's audio and the bot's as sent.
+    """Pipecat's worker observer, told only what its observers can use.
 
     It queues every frame pushed, and every frame processed, for each observer,
     to a task of its own: with three observers (transcript, first audio, reply
     latency) that was a third of a call's CPU, nearly all of it audio. No
     observer reads audio but the latency one, which marks a reply's first TTS
-    audio: the TTS's own pushes still reach it.
+    audio: the TTS's own pushes still reach it. Nor does any read the "still
+    speaking" heartbeats (`BotSpeakingFrame` with each chunk of the bot's audio,
+    `UserSpeakingFrame` with each of the caller's): after audio, the most
+    frequent frames. And processed frames are queued only while some observer
+    looks at them (overrides `on_process_frame`): none of Switchboard's does.
     """
 
+    def __init__(self, *, observers: list[BaseObserver] | None = None, **kwargs: Any) -> None:
+        """Watch for `observers`, as Pipecat's `WorkerObserver` does."""
+        super().__init__(observers=observers, **kwargs)
+        self._processed_wanted = any(map(_watches_processing, observers or []))
+
+    def add_observer(self, observer: BaseObserver) -> None:
+        """Add an observer, as Pipecat does; processed frames are queued if it reads them."""
+        super().add_observer(observer)
+        self._processed_wanted = self._processed_wanted or _watches_processing(observer)
+
     async def on_push_frame(self, data: FramePushed) -> None:
-        """Queue the push for the observers, unless it is audio no observer reads."""
+        """Queue the push for the observers, unless it is a frame no observer reads."""
         if not _unobserved(data.frame, data.source):
             await super().on_push_frame(data)
 
     async def on_process_frame(self, data: FrameProcessed) -> None:
-        """Queue the processing for the observers, unless it is audio no observer reads."""
-        if not _unobserved(data.frame, data.processor):
+        """Queue the processing for observers that read it, unless no observer reads the frame."""
+        if self._processed_wanted and not _unobserved(data.frame, data.processor):
             await super().on_process_frame(data)
 
 
+def _watches_processing(observer: BaseObserver) -> bool:
+    return type(observer).on_process_frame is not BaseObserver.on_process_frame
+
+
 def _unobserved(frame: Frame, processor: FrameProcessor) -> bool:
-    if isinstance(frame, InputAudioRawFrame):
+    if isinstance(frame, (InputAudioRawFrame, BotSpeakingFrame, UserSpeakingFrame)):
         return True
     # The prompt player passes the TTS's audio on (the TTS's own push is observed).
     senders = (BaseOutputTransport, PromptPlayer)

@@ -8,23 +8,35 @@ synchronous model load at call start would stall every other call's audio.
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections import deque
 from collections.abc import AsyncGenerator
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import onnxruntime
 from faster_whisper import WhisperModel
+from loguru import logger
 from pipecat.audio.utils import create_file_resampler
-from pipecat.frames.frames import Frame, VADUserStoppedSpeakingFrame
+from pipecat.frames.frames import Frame, TranscriptionFrame, VADUserStoppedSpeakingFrame
 from pipecat.services.piper.tts import PiperTTSService
 from pipecat.services.tts_service import TTSService
 from pipecat.services.whisper.stt import WhisperSTTService
+from pipecat.transcriptions.language import Language
+from pipecat.utils.time import time_now_iso8601
 from piper import PiperVoice
 
 from voice.pipecat.turns import SegmentTranscribedFrame
+from voice.whisper import transcribe_utterance
 
 WHISPER_RATE = 16000
+# A sentence's opening phrase is synthesised on its own when it is this short
+# and what follows is longer: Piper takes ~0.13 s for "I heard:", ~0.3 s for the sentence.
+_PHRASE_END = re.compile(r"[,:;](?=\s)")
+OPENING_WORDS = (2, 6)
+REST_MIN_WORDS = 3
 # Whisper tiny.en on one CPU thread transcribes a short utterance in well under this.
 WHISPER_P99_SECS = 0.5
 
@@ -89,12 +101,22 @@ class SharedWhisperSTT(WhisperSTTService):
             self._queued.append(self._stops)
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
-        """Transcribe one utterance of 16-bit PCM at the pipeline's rate; then mark it."""
+        """Transcribe one utterance of 16-bit PCM at the pipeline's rate; then mark it.
+
+        Pipecat's `run_stt` decodes in Whisper's full 30 s window with beam search;
+        `transcribe_utterance` does one greedy pass in a window fitted to the speech.
+        """
         segment = self._queued.popleft() if self._queued else self._stops
         if self.sample_rate != WHISPER_RATE:
             audio = await self._resampler.resample(audio, self.sample_rate, WHISPER_RATE)
-        async for frame in super().run_stt(audio):
-            yield frame
+        await self.start_processing_metrics()
+        samples = np.frombuffer(audio, dtype=np.int16).astype(np.float32) / 32768.0
+        text = await asyncio.to_thread(transcribe_utterance, self._shared_model, samples)
+        await self.stop_processing_metrics()
+        if text:
+            await self._handle_transcription(text, True, Language.EN)
+            logger.debug(f"Transcription: [{text}]")
+            yield TranscriptionFrame(text, "", time_now_iso8601(), Language.EN)
         yield SegmentTranscribedFrame(segment=segment)
 
 
@@ -112,3 +134,28 @@ class SharedPiperTTS(PiperTTSService):
             **kwargs,  # type: ignore[arg-type]
         )
         self._voice = voice
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame, None]:
+        """Speak one sentence, its opening phrase first (`opening_phrase`).
+
+        Piper synthesises a sentence in one go; split, the caller hears the
+        first words while the rest is still being synthesised.
+        """
+        for part in opening_phrase(text):
+            async for frame in super().run_tts(part, context_id):
+                yield frame
+
+
+def opening_phrase(text: str) -> list[str]:
+    """`text` as its opening phrase and the rest, or whole when there is no short opening.
+
+    "I heard: what time do you open tomorrow?" → ["I heard:", "what time do you open tomorrow?"]
+    """
+    match = _PHRASE_END.search(text)
+    if match is None:
+        return [text]
+    head, rest = text[: match.end()].strip(), text[match.end() :].strip()
+    shortest, longest = OPENING_WORDS
+    if not shortest <= len(head.split()) <= longest or len(rest.split()) < REST_MIN_WORDS:
+        return [text]
+    return [head, rest]

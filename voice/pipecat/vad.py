@@ -55,6 +55,8 @@ LOUDNESS_FLOOR, LOUDNESS_CEILING, ABSOLUTE_GATE = -110.0, -10.0, -70.0
 # The caller counts as settled into quiet (see `caller_quiet`) after this long:
 # past the turn's pause window (0.4 s), so a caller who goes on is heard at once.
 SETTLED_QUIET_SECS = 0.5
+# The model heard speech within this many windows: the caller may be starting to speak.
+SPEECH_HEARD_WINDOWS = 4
 _FULL_SCALE_SQUARED = 32768.0**2
 
 
@@ -78,6 +80,7 @@ class FastSileroVAD(VADAnalyzer):
         self._window_is_quiet = False
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
+        self._speech_windows_ago = SPEECH_HEARD_WINDOWS  # since the model last heard speech
         self._quiet_mean_square = _FULL_SCALE_SQUARED * 10 ** (QUIET_DBFS / 10)
         self._levels: deque[float] = deque()
         self._k_history = np.zeros(K_WEIGHTING_TAPS - 1, dtype=np.float32)
@@ -103,8 +106,14 @@ class FastSileroVAD(VADAnalyzer):
 
     @property
     def hears_speech(self) -> bool:
-        """Whether the caller is speaking, or starting to and not yet confirmed."""
-        return self._vad_state in (VADState.STARTING, VADState.SPEAKING)
+        """Whether the caller is speaking, or may be starting to and it is not yet confirmed.
+
+        The model hearing speech in the last few windows counts before the volume
+        does: Pipecat's volume is smoothed over 400 ms, and after a pause it
+        takes a tenth of a second or more to rise past `min_volume`.
+        """
+        starting = self._speech_windows_ago < SPEECH_HEARD_WINDOWS
+        return self._vad_state in (VADState.STARTING, VADState.SPEAKING) or starting
 
     @property
     def counting_stop(self) -> bool:
@@ -126,6 +135,7 @@ class FastSileroVAD(VADAnalyzer):
             window, self._vad_buffer = self._vad_buffer[:size], self._vad_buffer[size:]
             audio = self._prepare(window)
             confidence = 0.0
+            self._speech_windows_ago += 1
             if audio is not None:
                 # While a stop is being counted, a reply waits on every window.
                 scoring = SileroBatcher.shared(self._session).score(
@@ -135,6 +145,8 @@ class FastSileroVAD(VADAnalyzer):
                     urgent=self._vad_state == VADState.STOPPING,
                 )
                 probability, self._state = await scoring
+                if probability >= self._params.confidence:
+                    self._speech_windows_ago = 0
                 confidence = self._scored(audio, probability)
             self._prev_volume = self._get_smoothed_volume(window)
             self._step(
