@@ -137,21 +137,24 @@ class Settings(
         return async_database_url(str(value)) if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _dialout_has_a_provider(self) -> Self:
-        if self.dialout_api_key is not None and not (self.can_hang_up or self.can_dial_exotel):
-            raise ValueError(
-                "DIALOUT_API_KEY is set: dial-out also needs Twilio's TWILIO_ACCOUNT_SID "
-                "and TWILIO_AUTH_TOKEN, or Exotel's EXOTEL_API_KEY, EXOTEL_API_TOKEN, "
-                "EXOTEL_ACCOUNT_SID and EXOTEL_CALLER_ID"
-            )
-        if self.dialout_api_key is not None and self.public_url is None:
+    def _dialout_has_a_public_url(self) -> Self:
+        if self.dials_out and self.public_url is None:
             # Never the request's Host: a forged header would send the callee's audio elsewhere.
             raise ValueError(
-                "DIALOUT_API_KEY is set: dial-out also needs PUBLIC_URL (e.g. "
-                "https://bot.example.com), where the providers stream placed calls and send "
-                "their status"
+                "DIALOUT_API_KEY and a provider's credentials are set: dial-out also needs "
+                "PUBLIC_URL (e.g. https://bot.example.com), where the providers stream placed "
+                "calls and send their status"
             )
         return self
+
+    @property
+    def dials_out(self) -> bool:
+        """Whether `POST /dialout` can place calls: the API key and a provider's credentials.
+
+        The key alone opens the rest of the API and the console (an offline server
+        with no provider); dial-out then answers 503, saying what it needs.
+        """
+        return self.dialout_api_key is not None and (self.can_hang_up or self.can_dial_exotel)
 
     @model_validator(mode="after")
     def _twilio_records_with_credentials(self) -> Self:

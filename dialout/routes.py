@@ -134,6 +134,13 @@ async def place_call(
     if prefixes and not body.to.startswith(tuple(prefixes)):
         logger.warning(f"Dial-out refused: {_redacted(body.to)} is outside the allowed prefixes")
         return refused(403, "This destination is not in DIALOUT_ALLOWED_PREFIXES")
+    if not settings.dials_out:  # the key alone: an offline server's API and console
+        return refused(
+            503,
+            "Dial-out needs a provider's credentials on the server: TWILIO_ACCOUNT_SID and "
+            "TWILIO_AUTH_TOKEN, or EXOTEL_API_KEY, EXOTEL_API_TOKEN, EXOTEL_ACCOUNT_SID and "
+            "EXOTEL_CALLER_ID",
+        )
     base = configured_base(settings)
     if base is None:  # settings refuse this at start-up; never fall back on request headers
         return refused(503, "Dial-out needs PUBLIC_URL on the server")

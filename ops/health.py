@@ -29,14 +29,14 @@ ReadinessCheck = Callable[[FastAPI], Awaitable[str | None]]
 def configuration_problems(settings: Settings) -> list[str]:
     """What in `settings` passed validation yet cannot work, for the providers configured.
 
-    Settings already refuse dial-out without one provider's credentials, and a
-    caller id may come with each request, so neither is a problem here.
+    A caller id may come with each request, and the API key without a provider
+    is an offline server's console: neither is a problem here.
     """
     problems = []
-    if settings.dialout_api_key is not None and settings.public_url is None:
+    if settings.dials_out and settings.public_url is None:
         problems.append("dial-out is enabled but PUBLIC_URL is not set")
     exotel_refused = settings.validates_signatures and not settings.exotel_authenticates
-    if settings.dialout_api_key is not None and settings.can_dial_exotel and exotel_refused:
+    if settings.dials_out and settings.can_dial_exotel and exotel_refused:
         problems.append(
             "Exotel dial-out is enabled but /ws would refuse its streams: set "
             "EXOTEL_WS_USERNAME and EXOTEL_WS_PASSWORD (or EXOTEL_ALLOWED_IPS)"

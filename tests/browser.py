@@ -25,6 +25,7 @@ from playwright.async_api import (
     Response,
     ViewportSize,
     async_playwright,
+    expect,
 )
 
 from simulator.audio import resample_pcm
@@ -149,7 +150,9 @@ class ConsolePage:
         assert "/console/login" in self.page.url
         if shot:
             await self.shot(shot)
-        await self.page.keyboard.type(key)  # the key field has the focus
+        # Typing before autofocus lands would lose the key's first characters.
+        await expect(self.page.locator("#key")).to_be_focused()
+        await self.page.keyboard.type(key)
         async with self.page.expect_navigation():
             await self.page.keyboard.press("Enter")
         assert self.page.url.rstrip("/").endswith("/console"), self.page.url

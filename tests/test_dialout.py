@@ -76,6 +76,27 @@ async def test_dialout_is_off_when_no_key_is_configured(
     assert dialout.fake.requests == []
 
 
+@pytest.mark.parametrize("provider", ["twilio", "exotel"])
+async def test_the_key_alone_opens_the_api_and_dials_nothing(
+    make_server: MakeServer, provider: str
+) -> None:
+    # An offline server with no provider: the key opens /calls and the console, and
+    # dial-out says what it lacks instead of the server refusing to start.
+    server = make_server(dialout_api_key=KEY)
+    status, _, body = await http(
+        "POST",
+        f"{server.url}/dialout",
+        json_body={"provider": provider, "to": CALLEE},
+        headers=AUTH,
+    )
+    assert status == 503, body
+    assert "credentials" in body["detail"] or "EXOTEL_API_KEY" in body["detail"], body
+    status, _, page = await http("GET", f"{server.url}/calls", headers=AUTH)
+    assert status == 200 and page["total"] == 0, page
+    ready, why = await readiness(server.url)
+    assert ready == 200, why
+
+
 @pytest.mark.parametrize(
     ("dialout", "body", "complaint"),
     through(

@@ -66,7 +66,7 @@ async def test_a_crash_keeps_what_was_said_and_the_next_start_uploads_it(
         status, _, body = await get(f"{restarted.url}{record['recording']['url']}")
     assert status == 200
     assert abs(record["recording"]["duration"] - Recording.parse(body).seconds) < 0.01
-    assert record["recording"]["duration"] >= kept_secs
+    assert record["recording"]["duration"] >= kept_secs - 0.01  # the record rounds to 10 ms
     key = f"{tmp_path.name}/{call.call_sid}.wav"
     assert s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() == body
     assert not spool.exists()
