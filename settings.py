@@ -3,7 +3,7 @@
 One `Settings` class holds every setting. Those of one concept are declared
 beside it and mixed in (`voice/settings.py`, `telephony/settings.py`,
 `dialout/settings.py`, `recording/settings.py`, `assistants/settings.py`,
-`config/transfer.py`); the
+`config/transfer.py`, `config/control.py`); the
 server's own, and the rules that span several concepts, are here. Every
 setting is documented in `.env.example`. Secrets are `SecretStr`, so they
 never appear in a log line or a repr.
@@ -18,6 +18,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.assistants import AssistantsSettings
+from config.control import ControlSettings
 from config.dialout import DialoutSettings
 from config.recording import RecordingMode, RecordingSettings
 from config.telephony import TelephonySettings
@@ -52,6 +53,7 @@ class Settings(
     AssistantsSettings,
     TracingSettings,
     TransferSettings,
+    ControlSettings,
 ):
     """Switchboard's settings. Field names are the environment variables, upper-cased."""
 
