@@ -11,9 +11,12 @@ import secrets
 import time
 from pathlib import Path
 
+import asyncpg
+
 from simulator import SimulatedCall
 from tests.conftest import MakeServer, Transcribe
-from tests.conversation import hear_greeting, words
+from tests.conversation import QUIET, hear_greeting, words
+from tests.ops_helpers import eventually
 from tests.postgres import PostgresServer
 from tests.recording_helpers import post, write_prompt
 from tests.records_helpers import reading, record_when
@@ -79,3 +82,37 @@ async def test_a_call_no_live_process_holds_is_409_within_the_wait(
             "answered within 2 s"
         )
         assert time.monotonic() - started >= 2.0
+
+
+async def test_the_relay_listens_again_after_postgresql_drops_its_connections(
+    make_server: MakeServer, postgres: PostgresServer, tmp_path: Path, transcribe: Transcribe
+) -> None:
+    database_url = postgres.create_database()
+    holding = control_server(make_server, tmp_path, database_url=database_url)
+    other = control_server(make_server, tmp_path / "other", database_url=database_url)
+    async with SimulatedCall(holding.url) as call:
+        await call.dial()
+        await hear_greeting(call)
+        # As a PostgreSQL restart or failover does: every server's connection is cut.
+        connection = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+        try:
+            cut = await connection.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await connection.close()
+        assert cut >= 2  # at least each server's relay connection
+        marks: list[tuple[int, float]] = []  # what was heard, and when, at each try
+
+        async def queued() -> bool:
+            marks.append((len(call.heard), time.monotonic()))
+            answer = await post(f"{other.url}/calls/{call.call_sid}/say", {"text": "Welcome back."})
+            return answer[0] == 202
+
+        await eventually(queued, "a say relayed once the servers listen again")
+        before, asked = marks[-1]
+        await call.wait_for_bot_audio(after=asked, timeout=30)
+        await call.wait_for_bot_quiet(QUIET, timeout=30)
+        heard = words(transcribe(call.heard[before:]))
+        assert {"welcome", "back"} <= heard, heard

@@ -128,7 +128,7 @@ async def test_the_keys_a_caller_presses_reach_the_llm(make_server: MakeServer) 
     assert [t["function"]["name"] for t in llm.requests[-1]["tools"]] == ["end_call"]
 
 
-@pytest.mark.parametrize("rate", [8000, 16000, 24000])
+@pytest.mark.parametrize("rate", [8000, 16000])
 def test_the_tones_decode_to_their_keys_at_each_wire_rate(rate: int) -> None:
     assert detect_keys(keys_audio("1234567890*#w55", rate), rate) == "1234567890*#55"
 
