@@ -6,7 +6,7 @@
 
 Every server process (each replica, each worker) listens on one request channel,
 `switchboard_call_control`, and on a reply channel of its own. A request names
-the call, the action and the reply channel; `holder` (calls/control.py) acts on
+the call, the action and the reply channel; `holder` (calls/actions.py) acts on
 it in the one process that holds the call, which answers (an HTTP status and a
 detail) on the reply channel; the others stay quiet. No answer within
 `ANSWER_WAIT_SECS` means no live process holds the call.
