@@ -45,6 +45,7 @@ from telephony import CallInfo
 from voice import VoiceStack
 from voice.callee_first import CalleeFirst
 from voice.echo import BOT_ENDED, FAREWELL
+from voice.keys import PRESS_KEYS_TOOL, KeyPresser, offers_keys
 from voice.pipecat.fastpath import (
     InlineDTMFAggregator,
     TelephonyTransport,
@@ -126,8 +127,12 @@ class Bot:
         )
         if isinstance(agent, LLMService):
             schemas = [END_CALL_TOOL, *(tools.schemas() if tools else [])]
-            context.set_tools(ToolsSchema(standard_tools=schemas))
             agent.register_function("end_call", self._end_call_tool)
+            listed = assistant is not None and "press_keys" in assistant.tools
+            if offers_keys(call, settings.press_keys, listed=listed):
+                schemas.append(PRESS_KEYS_TOOL)
+                agent.register_function("press_keys", KeyPresser(call.sample_rate).handle)
+            context.set_tools(ToolsSchema(standard_tools=schemas))
             if tools is not None:
                 tools.register(agent)
         language = assistant.language if assistant else None

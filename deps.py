@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from assistants.registry import Assistants
+from calls.relay import CallRelay
 from console.session import COOKIE, Session, read_session, require_csrf, require_session
 from dialout.idempotency import OncePlacer
 from dialout.placers import Placer
@@ -71,6 +72,15 @@ OncePlacerDep = Annotated[OncePlacer, Depends(_from_state("once", OncePlacer))]
 AssistantsDep = Annotated[Assistants, Depends(_from_state("assistants", Assistants))]
 # The HTTP client for assistants' tools.
 ToolClientDep = Annotated[ToolClient, Depends(_from_state("tool_client", ToolClient))]
+
+
+def _relay(connection: HTTPConnection) -> CallRelay | None:
+    relay: CallRelay | None = getattr(connection.app.state, "relay", None)
+    return relay
+
+
+# In-call actions for calls other processes hold (PostgreSQL only); None on SQLite.
+RelayDep = Annotated[CallRelay | None, Depends(_relay)]
 
 
 def _capacity(admission: AdmissionDep) -> None:

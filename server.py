@@ -30,6 +30,8 @@ from assistants import routes as assistants_routes
 from assistants.loading import AssistantsFileError
 from assistants.registry import Assistants
 from calls import control, stream, webhook
+from calls.actions import holder
+from calls.relay import CallRelay
 from console import site as console
 from dialout import routes as dialout
 from dialout.status import CallStatusStore
@@ -73,6 +75,8 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.records.open()
+        if app.state.relay is not None:  # play and say for calls other processes hold
+            await app.state.relay.start()
         if voice is None:
             app.state.voice = await VoiceStack.load(settings)
         elif isinstance(voice, VoiceStack):
@@ -103,6 +107,8 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await sender.stop()
         await app.state.tool_client.aclose()
+        if app.state.relay is not None:
+            await app.state.relay.close()
         await app.state.records.close()
         await app.state.traces.close()
 
@@ -130,6 +136,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
     registry = app.state.metrics.registry
     app.state.tool_client = ToolClient(settings, ToolMetrics(registry))
     store = app.state.records.store
+    app.state.relay = CallRelay.for_engine(store.engine, holder(app.state.admission, settings))
     sender = EventSender(Outbox(store.engine), settings, EventMetrics(registry))
     events_url = str(settings.events_url) if settings.events_url else None
     store.events = EventBuilder(app.state.assistants, events_url, sender.wake)

@@ -2,7 +2,8 @@
 
 One `Settings` class holds every setting. Those of one concept are declared
 beside it and mixed in (`voice/settings.py`, `telephony/settings.py`,
-`dialout/settings.py`, `recording/settings.py`, `assistants/settings.py`); the
+`dialout/settings.py`, `recording/settings.py`, `assistants/settings.py`,
+`config/transfer.py`, `config/control.py`); the
 server's own, and the rules that span several concepts, are here. Every
 setting is documented in `.env.example`. Secrets are `SecretStr`, so they
 never appear in a log line or a repr.
@@ -17,10 +18,12 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.assistants import AssistantsSettings
+from config.control import ControlSettings
 from config.dialout import DialoutSettings
 from config.recording import RecordingMode, RecordingSettings
 from config.telephony import TelephonySettings
 from config.tracing import TracingSettings
+from config.transfer import TransferSettings
 from config.voice import VoiceSettings
 from ops.cpus import available_cpus
 
@@ -49,6 +52,8 @@ class Settings(
     RecordingSettings,
     AssistantsSettings,
     TracingSettings,
+    TransferSettings,
+    ControlSettings,
 ):
     """Switchboard's settings. Field names are the environment variables, upper-cased."""
 
@@ -158,6 +163,26 @@ class Settings(
         if self.recording is RecordingMode.TWILIO and not self.can_hang_up:
             raise ValueError("RECORDING=twilio needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
         return self
+
+    @model_validator(mode="after")
+    def _transfers_can_be_placed(self) -> Self:
+        if self.transfer_targets and self.can_hang_up and self.public_url is None:
+            # The dial's outcome comes back to a URL: never one built from a request's Host.
+            raise ValueError(
+                "TRANSFER_TARGETS is set: Twilio transfers also need PUBLIC_URL, where Twilio "
+                "brings the caller back when nobody answers"
+            )
+        for name, number in self.transfer_targets.items():
+            if not self.may_call(number):
+                raise ValueError(
+                    f"TRANSFER_TARGETS: {name} ({number}) is outside DIALOUT_ALLOWED_PREFIXES"
+                )
+        return self
+
+    def may_call(self, number: str) -> bool:
+        """Whether `DIALOUT_ALLOWED_PREFIXES` lets calls (and transfers) go to `number`."""
+        prefixes = self.dialout_allowed_prefixes
+        return not prefixes or any(number.startswith(prefix) for prefix in prefixes)
 
     @property
     def worker_count(self) -> int:

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 # The bot's own tools: an assistants file cannot declare tools by these names.
-BUILT_IN_TOOLS = frozenset({"end_call"})
+BUILT_IN_TOOLS = frozenset({"end_call", "press_keys"})
 DEFAULT_FILLER = "One moment."
 DEFAULT_TOOL_TIMEOUT = 5.0
 
@@ -106,7 +106,8 @@ class Assistant(Strict):
         llm_model: The LLM model; else `OPENAI_MODEL`.
         vad_stop_secs: Silence that ends a stretch of speech; else `VAD_STOP_SECS`.
         user_pause_secs: How long after that the caller's turn ends, unless they go on.
-        tools: Names from the file's `tools` this assistant may call (`end_call` always).
+        tools: Names from the file's `tools` this assistant may call (`end_call` always;
+            `press_keys` offers that built-in tool on all its calls).
         filler: Said when a tool has not answered within a second.
         transfer_targets: Where calls may be transferred, by name (call control).
         recording: Whether calls are recorded (call control).

@@ -26,8 +26,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Twilio's call statuses after which nothing changes any more.
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
-# End reasons besides `bot.EndReason`'s (caller_hung_up, bot_ended, drained, error).
+# End reasons besides `bot.EndReason`'s (caller_hung_up, bot_ended, drained, error, …).
 REJECTED = "rejected"
+TRANSFERRED = "transferred"
 NOT_PLACED = "not_placed"  # the provider refused a dial-out: no call was made
 # A dial-out's status before the provider has said anything of it: being placed, or
 # asked for with no answer (a timeout, a dropped connection): the call may exist.
@@ -84,7 +85,8 @@ class Call(Base):
         started_at: When the server first heard of the call (webhook, dial-out or stream).
         answered_at: When the call's media stream started, or Twilio said it was answered.
         ended_at: When the call ended.
-        end_reason: `caller_hung_up`, `bot_ended`, `drained`, `error` or `rejected`.
+        end_reason: `caller_hung_up`, `bot_ended`, `drained`, `error`, `transferred`,
+            `ended_by_api` or `rejected`.
         status: Twilio's latest call status (`ringing`, `in-progress`, `completed`, `busy`, …).
         status_sequence: The `SequenceNumber` of the status callback `status` came from.
         answered_by: Answering-machine detection's verdict (`human`, `machine_start`, …).
@@ -100,6 +102,17 @@ class Call(Base):
             recording URL.
         recording_duration: The recording's length, in seconds, once it is finished.
         recording_sid: Twilio's recording SID (`RE…`).
+        transfer_target: The target (by name) the call was last transferred to.
+        transfer_to: That target's number.
+        transfer_status: How the transfer went: `dialing` (Twilio dials the target),
+            `refused` (Twilio refused it), `handed_off` (Exotel's flow took the call
+            on), or the dial's outcome as Twilio's `DialCallStatus` says it
+            (`completed`, `answered`, `busy`, `no-answer`, `failed`, `canceled`).
+        transferred_at: When the call was handed to the target.
+        legs: How many streams the bot had in the call: 2 once a failed transfer
+            brought the caller back.
+        replica: The server process (its instance id) that holds, or held, the call's
+            stream: where call control reaches the call.
         turns: The transcript, in order.
     """
 
@@ -128,6 +141,12 @@ class Call(Base):
     recording_location: Mapped[str | None] = mapped_column(Text)
     recording_duration: Mapped[float | None] = mapped_column(Float)
     recording_sid: Mapped[str | None] = mapped_column(String(64))
+    transfer_target: Mapped[str | None] = mapped_column(Text)
+    transfer_to: Mapped[str | None] = mapped_column(Text)
+    transfer_status: Mapped[str | None] = mapped_column(Text)
+    transferred_at: Mapped[datetime | None]
+    legs: Mapped[int | None] = mapped_column(Integer)
+    replica: Mapped[str | None] = mapped_column(Text)
 
     turns: Mapped[list[Turn]] = relationship(
         order_by="Turn.seq", cascade="all, delete-orphan", lazy="raise", passive_deletes=True

@@ -41,7 +41,16 @@ MAX_TOOL_TURN = 2000
 class CallRecording:
     """One call's record: its start, each turn as it ends, and its end."""
 
-    def __init__(self, store: CallStore, call: CallInfo, writes: Writes, *, transcripts: bool):
+    def __init__(
+        self,
+        store: CallStore,
+        call: CallInfo,
+        writes: Writes,
+        *,
+        transcripts: bool,
+        replica: str | None = None,
+        first_seq: int = 0,
+    ):
         """Start recording `call`; its record is written at once, in the background.
 
         Args:
@@ -49,11 +58,14 @@ class CallRecording:
             call: The call, from its `start` message.
             writes: The server's writes in flight, which the writer joins.
             transcripts: Whether to keep what was said, or only the call's metadata.
+            replica: This server process's instance id, noted as the call's holder.
+            first_seq: Turns already on record (a later leg's transcript goes on after them).
         """
         self.call_sid = call.call_sid
         self._store = store
         self._writes = writes
-        self._seq = 0
+        self._leg = call.leg
+        self._seq = first_seq
         self._queue: asyncio.Queue[Write | None] = asyncio.Queue()
         self._unwritten = 0
         self._ended = False
@@ -62,7 +74,7 @@ class CallRecording:
         self._reply_ms: int | None = None  # measured for the bot turn being spoken
         self._transcript = Transcript(self.add_turn) if transcripts else None
         self._writer = writes.start(self._write_all(), name=f"record-{call.call_sid}")
-        self._submit(lambda: store.start_call(call))
+        self._submit(lambda: store.start_call(call, replica=replica))
 
     def follow(self, aggregators: LLMContextAggregatorPair) -> None:
         """Record the turns the call's context aggregators write (unless transcripts are off)."""
@@ -112,6 +124,10 @@ class CallRecording:
 
         self._submit(lambda: self._store.tool_called(self.call_sid, turn(), event))
 
+    def transferred(self, details: Mapping[str, Any]) -> None:
+        """Queue the call's transfer (`target`, `to`, `status`) and its `call.transferred` event."""
+        self._submit(lambda: self._store.transferred(self.call_sid, details))
+
     def set_recording(self, source: str, location: str) -> None:
         """Queue a note of where the call's recording goes; returns at once."""
         self._submit(lambda: self._store.set_recording(self.call_sid, source, location))
@@ -125,7 +141,7 @@ class CallRecording:
             return
         at = datetime.now(UTC)
         details = {"reply_latencies": list(self.reply_latencies)}
-        self._submit(lambda: self._store.end_call(self.call_sid, reason, at, details))
+        self._submit(lambda: self._store.end_call(self.call_sid, reason, at, details, self._leg))
         self._ended = True
         self._queue.put_nowait(None)
         try:
@@ -211,9 +227,18 @@ class Recorder:
             return f"the database is unreachable ({describe(e)})"
         return None
 
-    def recording(self, call: CallInfo) -> CallRecording:
-        """Start recording a call whose media stream just started."""
-        recording = CallRecording(self.store, call, self._writes, transcripts=self.transcripts)
+    def recording(
+        self, call: CallInfo, *, replica: str | None = None, first_seq: int = 0
+    ) -> CallRecording:
+        """Start recording a call whose media stream just started (see `CallRecording`)."""
+        recording = CallRecording(
+            self.store,
+            call,
+            self._writes,
+            transcripts=self.transcripts,
+            replica=replica,
+            first_seq=first_seq,
+        )
         self._recordings.add(recording)
         return recording
 
@@ -263,5 +288,5 @@ class Recorder:
         self._writes.fire(sid, reject)
 
     def transferred(self, call_sid: str, details: Mapping[str, Any]) -> None:
-        """Record that a call was transferred (for call control): its `call.transferred` event."""
+        """Record a transfer of a call held elsewhere: its `call.transferred` event."""
         self._writes.fire(call_sid, lambda: self.store.transferred(call_sid, details))

@@ -30,6 +30,18 @@ class RecordingOut(BaseModel):
     source: str
 
 
+class TransferOut(BaseModel):
+    """Where the call was transferred, and how it went."""
+
+    target: str | None = Field(description="The target's name")
+    to: str | None = Field(description="The target's number")
+    status: str | None = Field(
+        description="dialing, refused, handed_off (Exotel), or Twilio's DialCallStatus: "
+        "completed, answered, busy, no-answer, failed, canceled"
+    )
+    at: datetime | None = Field(description="When the call was handed to the target")
+
+
 class CallOut(BaseModel):
     """A call's record, without its transcript."""
 
@@ -51,6 +63,11 @@ class CallOut(BaseModel):
     attempt_id: str | None = Field(None, description="A dial-out's attempt id")
     idempotency_key: str | None = Field(None, description="A dial-out's Idempotency-Key")
     recording: RecordingOut | None = None
+    transfer: TransferOut | None = None
+    legs: int | None = Field(
+        None, description="The bot's streams in the call: 2 once a failed transfer came back"
+    )
+    replica: str | None = Field(None, description="The server process that holds (held) it")
 
     @classmethod
     def of(cls, call: Any) -> CallOut:
@@ -91,5 +108,12 @@ def _columns(call: Any) -> dict[str, Any]:
             url=f"/calls/{call.sid}/recording",
             duration=call.recording_duration,
             source=call.recording_source,
+        )
+    if call.transfer_target or call.transfer_status:
+        out["transfer"] = TransferOut(
+            target=call.transfer_target,
+            to=call.transfer_to,
+            status=call.transfer_status,
+            at=call.transferred_at,
         )
     return out

@@ -1,4 +1,5 @@
-"""`CallStore`: every write of a call's record and transcript (its reads: `records.reads`).
+"""`CallStore`: every write of a call's record and transcript (its reads: `records.reads`,
+its transfers: `records.transfers`).
 
 Writes are upserts keyed by the call SID, so the webhook on one replica, the
 media stream on another and Twilio's status callbacks on a third all land in
@@ -18,9 +19,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from records.database import create_engine, migrate, printable_url
-from records.models import FINAL_STATUSES, REJECTED, Base, Call, Turn
+from records.models import FINAL_STATUSES, REJECTED, TRANSFERRED, Base, Call, Turn
 from records.outbox import Emitted, EventMaker
 from records.reads import CallReads
+from records.transfers import TransferWrites
 
 if TYPE_CHECKING:
     from telephony.call_info import CallInfo
@@ -30,7 +32,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class CallStore(CallReads):
+class CallStore(CallReads, TransferWrites):
     """Call records in a SQLite or PostgreSQL database, through SQLAlchemy's async engine."""
 
     def __init__(self, url: str) -> None:
@@ -85,11 +87,27 @@ class CallStore(CallReads):
 
         await self._change(sid, fill, at, provider=provider)
 
-    async def start_call(self, call: CallInfo, at: datetime | None = None) -> None:
-        """The call's media stream started: the bot answered it."""
+    async def start_call(
+        self, call: CallInfo, at: datetime | None = None, replica: str | None = None
+    ) -> None:
+        """The call's media stream started: the bot answered it (or has the caller back).
+
+        A later leg (a failed transfer brought the caller back) reopens a call that
+        ended `transferred`: it is live again until that leg ends.
+
+        Args:
+            call: The call, from its `start` message.
+            at: When the stream started.
+            replica: The server process that holds the stream (for call control).
+        """
         at = at or _now()
 
         def answer(record: Call) -> Emitted:
+            if record.end_reason == TRANSFERRED and call.leg > (record.legs or 1):
+                record.ended_at = record.end_reason = None
+                record.status = "in-progress"
+            record.legs = max(record.legs or 1, call.leg)
+            record.replica = replica or record.replica
             record.provider = call.provider
             record.direction = call.direction
             record.from_number = call.from_number or record.from_number
@@ -137,16 +155,20 @@ class CallStore(CallReads):
         reason: str,
         at: datetime | None = None,
         details: Mapping[str, Any] | None = None,
+        leg: int | None = None,
     ) -> None:
         """The call ended, for `reason` (a `bot.EndReason`, or `rejected`).
 
         A call turned away is `busy` to Twilio; any other call that ended
         without a final status from Twilio is `completed`. `details` go into
-        its `call.ended` event (e.g. `reply_latencies`).
+        its `call.ended` event (e.g. `reply_latencies`). The end of a `leg`
+        that a later leg has followed changes nothing: the call goes on.
         """
         at = at or _now()
 
         def end(call: Call) -> Emitted | None:
+            if leg is not None and (call.legs or 1) > leg:
+                return None
             ended_before = call.end_reason is not None
             call.ended_at = call.ended_at or at
             call.end_reason = call.end_reason or str(reason)
@@ -162,10 +184,6 @@ class CallStore(CallReads):
         """A tool the bot called answered: its transcript `turn` and its `tool.called` event."""
         rows = [] if turn is None else [turn]
         await self._change(call_sid, lambda _: ("tool.called", dict(details)), None, rows=rows)
-
-    async def transferred(self, call_sid: str, details: Mapping[str, Any]) -> None:
-        """The call was transferred (`details`: the target, …): its `call.transferred` event."""
-        await self._change(call_sid, lambda _: ("call.transferred", dict(details)), None)
 
     async def update_status(
         self,

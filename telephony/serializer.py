@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -25,16 +26,46 @@ def parse_message(data: str | bytes) -> dict[str, Any] | None:
 
 
 class CallEvents:
-    """How a serializer tells the call that the provider ended it.
+    """What passes between a call and its serializer besides frames.
+
+    The serializer tells the call that the provider ended it (`stop`) and which
+    marks the provider has played; the call tells the serializer that it was
+    handed off (transferred), so ending the stream must not hang the call up.
 
     Attributes:
         caller_left: Set once the provider said the call is over (`stop`): there
             is then nothing left to hang up.
+        handed_off: Set when the call moved on elsewhere (a transfer): ending the
+            stream must leave the call be.
     """
 
     def __init__(self) -> None:
         self.caller_left = False
+        self.handed_off = False
         self._on_stop: Callable[[], None] | None = None
+        self._marks: dict[str, asyncio.Event] = {}
+
+    @property
+    def ended_elsewhere(self) -> bool:
+        """Whether the call is no longer this stream's to hang up."""
+        return self.caller_left or self.handed_off
+
+    def marked(self, name: str) -> None:
+        """The provider played everything sent before the mark `name`."""
+        if (event := self._marks.get(name)) is not None:
+            event.set()
+
+    async def played(self, name: str, within: float) -> bool:
+        """Wait until the mark `name` (sent after this call) is played; whether it was in time."""
+        event = self._marks.setdefault(name, asyncio.Event())
+        try:
+            async with asyncio.timeout(within):
+                await event.wait()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._marks.pop(name, None)
 
     def on_stop(self, callback: Callable[[], None]) -> None:
         """Register what to do when the provider sends `stop`."""

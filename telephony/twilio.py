@@ -22,13 +22,13 @@ from starlette.responses import Response
 from twilio.request_validator import RequestValidator
 
 from settings import Settings
-from telephony.call_info import RESERVED_PARAMETERS, CallInfo
+from telephony.call_info import CONTROL_PARAMETERS, RESERVED_PARAMETERS, CallInfo
 from telephony.serializer import CallEvents, SafeDecoding
 from telephony.twilio_rest import api_base
 from urls import signed_url
 
 NAME = "twilio"
-QUIET_EVENTS = frozenset({"connected", "start", "mark"})
+QUIET_EVENTS = frozenset({"connected", "start"})
 
 
 def matches(start: dict[str, Any]) -> bool:
@@ -63,6 +63,7 @@ def call_info(start: dict[str, Any]) -> CallInfo:
         parameters={k: v for k, v in custom.items() if k not in RESERVED_PARAMETERS},
         sample_rate=int(media.get("sampleRate", 8000)),
         encoding=str(media.get("encoding", "audio/x-mulaw")),
+        control={k: v for k, v in custom.items() if k in CONTROL_PARAMETERS},
     )
 
 
@@ -117,8 +118,8 @@ class TwilioSerializer(SafeDecoding, TwilioFrameSerializer):
         self._pipeline_rate = setup.audio_in_sample_rate
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
-        """Encode a frame for Twilio; skip the hang-up when the caller already left."""
-        if isinstance(frame, (EndFrame, CancelFrame)) and self.events.caller_left:
+        """Encode a frame for Twilio; no hang-up when the caller left or the call moved on."""
+        if isinstance(frame, (EndFrame, CancelFrame)) and self.events.ended_elsewhere:
             return None
         return await super().serialize(frame)
 
@@ -134,6 +135,9 @@ class TwilioSerializer(SafeDecoding, TwilioFrameSerializer):
             return InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self._pipeline_rate)
         if event == "dtmf":
             return InputDTMFFrame(KeypadEntry(message["dtmf"]["digit"]))
+        if event == "mark":
+            self.events.marked(str(message["mark"]["name"]))
+            return None
         if event == "stop":
             logger.info("Twilio stopped the stream: the caller hung up")
             self.events.stopped()

@@ -91,7 +91,8 @@ async def test_calls_that_are_unknown_or_elsewhere_are_refused_plainly(
     async with reading(f"sqlite:///{tmp_path / 'switchboard.db'}") as store:
         await record_when(store, elsewhere, ready="turns", turns=0)
     status, answer = await post(f"{server.url}/calls/{elsewhere}/say", {"text": "Hello"})
-    assert status == 409 and "not running on this replica" in answer["detail"], answer
+    assert status == 409 and "not running in this process" in answer["detail"], answer
+    assert "without PostgreSQL (DATABASE_URL)" in answer["detail"], answer
     status, _, body = await get(f"{server.url}/calls/{elsewhere}/recording")
     assert status == 404 and b"has no recording" in body
 

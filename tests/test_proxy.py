@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from simulator import SimulatedCall, parse_twiml
-from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
+from tests.conftest import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, Transcribe
+from tests.conversation import QUIET
 from tests.dialout_providers import CALLEE, OUR_NUMBER, status_callback
 from tests.fake_twilio import FakeTwilio
 from tests.nginx import Nginx
@@ -158,6 +160,31 @@ async def test_a_dialout_placed_on_one_replica_gets_its_status_on_the_other(
         async with httpx.AsyncClient() as client:
             latest = (await client.get(f"{replica.url}/calls/{sid}", headers=AUTH)).json()
         assert (latest["status"], latest["duration"]) == ("completed", 7)
+
+
+async def test_a_say_sent_to_the_replica_without_the_call_is_heard_in_it(
+    deployment: Deployment, transcribe: Transcribe
+) -> None:
+    call = await _greeted(deployment.nginx.url)
+    try:
+        await call.wait_for_bot_quiet(QUIET, timeout=60)
+        [holder] = deployment.took(call.call_sid)
+        other = deployment.replicas[1 - holder]
+        before, asked = len(call.heard), time.monotonic()
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                f"{other.url}/calls/{call.call_sid}/say",
+                json={"text": "Your table for seven is booked."},
+                headers=AUTH,
+            )
+        assert answer.status_code == 202, answer.text
+        await call.wait_for_bot_audio(after=asked, timeout=60)
+        await call.wait_for_bot_quiet(QUIET, timeout=60)
+        said = transcribe(call.heard[before:]).lower()
+        assert "table" in said and "booked" in said, said
+        assert _logged(deployment.replicas[holder], call.call_sid, "say from another process")
+    finally:
+        await call.hang_up()
 
 
 async def test_sigterm_to_one_replica_sends_new_calls_to_the_other_and_loses_nothing(
