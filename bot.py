@@ -42,6 +42,8 @@ from pipecat.workers.runner import WorkerRunner
 from assistants.persona import greeting, system_prompt
 from settings import Settings
 from telephony import CallInfo
+from transfer.handoff import TOOL_NAME as TRANSFER_TOOL
+from transfer.handoff import returned_line
 from voice import VoiceStack
 from voice.callee_first import CalleeFirst
 from voice.echo import BOT_ENDED, FAREWELL
@@ -58,6 +60,7 @@ from voice.prompts import PromptFrame, PromptPlayer, opening
 if TYPE_CHECKING:
     from assistants.model import Assistant
     from tools.calls import CallTools
+    from transfer.handoff import Handoff
 
 # After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
 USER_PAUSE_SECS = 0.4
@@ -81,6 +84,8 @@ class EndReason(StrEnum):
     BOT_ENDED = "bot_ended"
     DRAINED = "drained"
     ERROR = "error"
+    TRANSFERRED = "transferred"
+    ENDED_BY_API = "ended_by_api"
 
 
 class CallEnded(Exception):
@@ -99,6 +104,7 @@ class Bot:
         observers: Sequence[BaseObserver] = (),
         assistant: Assistant | None = None,
         tools: CallTools | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         """Build the call's pipeline (cheap: the heavy models are shared by `voice`).
 
@@ -110,6 +116,7 @@ class Bot:
             observers: Watch the pipeline's frames, off its path (e.g. the call's transcript).
             assistant: Who answers (prompt, greeting, voice, timing); else the settings.
             tools: The assistant's HTTP tools, bound to the call, for an LLM agent.
+            handoff: The call's transfers: `transfer_call` is offered when it has targets.
         """
         self.call = call
         self.assistant = assistant
@@ -118,18 +125,28 @@ class Bot:
         self._greeting = greeting(call, voice, settings, assistant)
         self._voice = voice
         self._notice = settings.recording_notice if settings.records(call.provider) else ""
+        if call.leg > 1:  # the caller is back from a transfer that did not go through
+            self._greeting = returned_line(call) or self._greeting
+            self._notice = ""
         self._tasks: set[asyncio.Task[None]] = set()
 
         context = LLMContext()
+        self.context = context
         agent = voice.agent(
             system_prompt(call, settings, assistant), assistant.llm_model if assistant else None
         )
         if isinstance(agent, LLMService):
             schemas = [END_CALL_TOOL, *(tools.schemas() if tools else [])]
+            if handoff is not None and handoff.targets:
+                schemas.append(handoff.schema())
+                agent.register_function(TRANSFER_TOOL, handoff.tool)
             context.set_tools(ToolsSchema(standard_tools=schemas))
             agent.register_function("end_call", self._end_call_tool)
             if tools is not None:
                 tools.register(agent)
+        self.handoff = handoff
+        if handoff is not None:
+            handoff.attach(self)
         language = assistant.language if assistant else None
         vad = voice.vad(assistant.vad_stop_secs if assistant else None)
         stt = voice.stt(language)
@@ -241,13 +258,27 @@ class Bot:
         if self.end_reason is not None or self.worker.has_finished():
             raise CallEnded(f"call {self.call.call_sid} has ended")
 
+    def hand_off(self, handed: bool = True) -> None:
+        """The call moves on to a transfer (or, refused, stays): how the pipeline's end counts."""
+        self.end_reason = EndReason.TRANSFERRED if handed else None
+
+    async def end_by_api(self) -> None:
+        """End the call now (`POST /calls/{sid}/hangup`): the stream closes, the call ends.
+
+        Twilio's serializer hangs the call up through the REST API as the pipeline
+        stops; Exotel's flow moves on when the stream closes.
+        """
+        self._check_live()
+        self.end_reason = EndReason.ENDED_BY_API
+        await self.worker.cancel(reason="ended by the API")
+
     def caller_left(self) -> None:
         """The caller hung up: stop once their last words are heard, nothing left to say."""
         if self.end_reason is None:
             self.end_reason = EndReason.CALLER_HUNG_UP
         if not self._leaving:
             self._leaving = True
-            self._spawn(self._hang_up())
+            self.spawn(self._hang_up())
 
     async def _hang_up(self) -> None:
         # Words said just before the hang-up are still in VAD and STT: let them reach
@@ -274,7 +305,8 @@ class Bot:
         await params.llm.push_frame(TTSSpeakFrame(FAREWELL))
         await params.llm.push_frame(EndWorkerFrame(reason=BOT_ENDED), FrameDirection.DOWNSTREAM)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` alongside the call; it is cancelled when the call ends."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
