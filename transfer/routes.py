@@ -2,7 +2,7 @@
 
     POST /transfer/dial-result   `<Dial action>`: answered → `<Hangup/>`; no-answer, busy,
                                  failed or canceled → back to the bot, a new stream
-    POST /transfer/whisper       `<Number url>`: `<Say>` the call's summary to the agent
+    POST /transfer/whisper       `<Number url>` (POST): `<Say>` the call's summary to the agent
 
 Both are Twilio's: signed with `X-Twilio-Signature` (403 without), the whisper
 also with this server's own expiring signature (403 when forged or expired).
@@ -21,13 +21,18 @@ from twilio.twiml.voice_response import VoiceResponse
 import twiml
 from deps import RecordsDep, SettingsDep
 from records.models import Call
-from telephony.callbacks import TWILIO_SIGNED
+from telephony.callbacks import BAD_FORM, DIAL_RESULT, TWILIO_SIGNED, WHISPER
 from telephony.twilio import unsigned_refusal
 from transfer.links import DIAL_RESULT_PATH, WHISPER_PATH, whisper_problem
 from transfer.twilio import hangup_twiml
 from urls import public_base
 
 TWIML = "application/xml"
+TWIML_ANSWER = {"description": "TwiML", "content": {TWIML: {"schema": {"type": "string"}}}}
+WHISPER_REFUSED = {
+    "description": "Missing or wrong X-Twilio-Signature, or a whisper URL forged or expired",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 CONNECTED = frozenset({"completed", "answered"})
 NOT_CONNECTED = frozenset({"no-answer", "busy", "failed", "canceled"})
@@ -40,7 +45,12 @@ def _text(body: str, status: int) -> Response:
     return Response(body, status_code=status, media_type="text/plain")
 
 
-@router.post(DIAL_RESULT_PATH, response_class=Response, responses=TWILIO_SIGNED)
+@router.post(
+    DIAL_RESULT_PATH,
+    response_class=Response,
+    responses={200: TWIML_ANSWER, **TWILIO_SIGNED, 400: BAD_FORM},
+    openapi_extra=DIAL_RESULT,
+)
 async def dial_result(request: Request, settings: SettingsDep, records: RecordsDep) -> Response:
     """The transfer's dial ended: hang up after a connected call, else the caller is back."""
     if (refusal := await unsigned_refusal(request, settings, "Dial result")) is not None:
@@ -88,8 +98,11 @@ def _stream_parameters(record: Call | None, form: Any) -> dict[str, str]:
     }
 
 
-@router.api_route(
-    WHISPER_PATH, methods=["GET", "POST"], response_class=Response, responses=TWILIO_SIGNED
+@router.post(
+    WHISPER_PATH,
+    response_class=Response,
+    responses={200: TWIML_ANSWER, **TWILIO_SIGNED, 403: WHISPER_REFUSED},
+    openapi_extra=WHISPER,
 )
 async def whisper(request: Request, settings: SettingsDep, records: RecordsDep) -> Response:
     """What the agent hears on answering, before the caller is connected."""
