@@ -105,6 +105,7 @@ class Bot:
         assistant: Assistant | None = None,
         tools: CallTools | None = None,
         handoff: Handoff | None = None,
+        history: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Build the call's pipeline (cheap: the heavy models are shared by `voice`).
 
@@ -117,6 +118,7 @@ class Bot:
             assistant: Who answers (prompt, greeting, voice, timing); else the settings.
             tools: The assistant's HTTP tools, bound to the call, for an LLM agent.
             handoff: The call's transfers: `transfer_call` is offered when it has targets.
+            history: What was said in the call's earlier legs (role, text), for the LLM.
         """
         self.call = call
         self.assistant = assistant
@@ -130,7 +132,8 @@ class Bot:
             self._notice = ""
         self._tasks: set[asyncio.Task[None]] = set()
 
-        context = LLMContext()
+        said = [{"role": role, "content": text} for role, text in history]
+        context = LLMContext(messages=said)  # type: ignore[arg-type]
         self.context = context
         agent = voice.agent(
             system_prompt(call, settings, assistant), assistant.llm_model if assistant else None

@@ -121,7 +121,8 @@ async def media_stream(
         if assistants.path is not None:  # the record and events name the assistant
             call = replace(call, parameters={**call.parameters, "assistant": choice.assistant.name})
         events = CallEvents()
-        recording = records.recording(call, first_seq=await turns_on_record(records, call))
+        first_seq, history = await earlier_turns(records, call)
+        recording = records.recording(call, first_seq=first_seq)
         tape = None
         if settings.recording is RecordingMode.LOCAL:
             tape = await recordings.start(call)
@@ -180,6 +181,7 @@ async def media_stream(
                 assistant=choice.assistant,
                 tools=tools,
                 handoff=handoff,
+                history=history,
             )
             recording.follow(bot.aggregators)
             metrics.watch(
@@ -243,16 +245,23 @@ async def handshake(
     return call
 
 
-async def turns_on_record(records: Recorder, call: CallInfo) -> int:
-    """How many turns a call has on record: a later leg's transcript goes on after them."""
+async def earlier_turns(records: Recorder, call: CallInfo) -> tuple[int, list[tuple[str, str]]]:
+    """A later leg's start: the last turn's place on record, and what was said (for the LLM).
+
+    A caller back from a transfer talks to a bot that knows the conversation so far, and
+    the new leg's transcript goes on after the earlier one.
+    """
     if call.leg == 1:
-        return 0
+        return 0, []
     try:
         record = await records.store.get_call(call.call_sid)
     except Exception as e:
         logger.error(f"The call's earlier turns could not be read: {type(e).__name__}")
-        return 0
-    return max((turn.seq for turn in record.turns), default=0) if record else 0
+        return 0, []
+    if record is None:
+        return 0, []
+    said = [(t.role, t.text) for t in record.turns if t.role in ("user", "assistant")]
+    return max((t.seq for t in record.turns), default=0), said
 
 
 async def refuse(websocket: WebSocket, code: int, reason: str) -> None:

@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import pytest
+from pydantic import ValidationError
+
 from simulator import SimulatedCall
 from simulator.twilio import parse_twiml
-from tests.conftest import MakeServer, Transcribe
-from tests.conversation import hear_greeting, speak, words
+from tests.conftest import MakeServer, Transcribe, offline_settings
+from tests.conversation import hear_greeting, hear_reply, speak, words
 from tests.fake_openai import FakeOpenAI
 from tests.fake_twilio import FakeTwilio
 from tests.records_helpers import reading, record_when
@@ -113,6 +116,11 @@ async def test_the_llm_transfers_a_caller_who_comes_back_when_nobody_answers(
             again = words(transcribe(await hear_greeting(back)))
             assert {"sorry", "sales"} <= again, again
             assert back.close_code is None  # the call goes on
+            # The bot knows the conversation so far: it carries on from it.
+            await hear_reply(back, await speak("Okay, thank you."))
+            (*_, carried_on) = [r for r in llm.requests if r.get("stream")]
+            asked = [m["content"] for m in carried_on["messages"] if m["role"] == "user"]
+            assert "sales" in asked[0].lower() and "thank" in asked[-1].lower(), asked
         async with reading(database) as store:
             record = await record_when(store, call.call_sid)
         assert (record.legs, record.transfer_status) == (2, "no-answer")
@@ -173,3 +181,22 @@ async def test_the_dial_result_needs_twilio_fields_and_never_fails_twilio(
         assert parameters["from_number"] == "+15550001111"
         assert parameters["transfer_result"] == "busy" and "token" in parameters
         assert twilio.requests == []
+
+
+def test_transfer_settings_are_checked_at_start_up() -> None:
+    for targets, problem in (
+        ("sales=12345", "not an E.164 number"),
+        ("sales", r"is not name=\+number"),
+        ("sales=+15551230001,sales=+15551230002", "named twice"),
+        ("1sales=+15551230001", "letters, digits"),
+        ("sales=+445551230001", r"outside DIALOUT_ALLOWED_PREFIXES"),
+    ):
+        with pytest.raises(ValidationError, match=problem):
+            offline_settings(transfer_targets=targets, dialout_allowed_prefixes="+1")
+    twilio = {"twilio_account_sid": "AC" + "0" * 32, "twilio_auth_token": "t" * 32}
+    with pytest.raises(ValidationError, match="need PUBLIC_URL"):
+        offline_settings(transfer_targets="sales=+15551230001", **twilio)
+    settings = offline_settings(
+        transfer_targets="sales=+15551230001", public_url="https://example.com", **twilio
+    )
+    assert settings.transfer_targets == {"sales": "+15551230001"}

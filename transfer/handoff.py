@@ -125,6 +125,7 @@ class Handoff:
         self._base = base
         self._model = model
         self._bot: Bot | None = None
+        self._under_way = False
 
     def attach(self, bot: Bot) -> None:
         """The call's bot, which speaks the handoff line and ends with the transfer."""
@@ -176,6 +177,15 @@ class Handoff:
             raise UnknownTarget(f"No transfer target named {name!r} for this call")
         if bot is None or bot.end_reason is not None or bot.worker.has_finished():
             raise NotTransferable(f"Call {self.call.call_sid} has ended")
+        if self._under_way:
+            raise NotTransferable(f"Call {self.call.call_sid} is already being transferred")
+        self._under_way = True
+        try:
+            return await self._transfer(bot, name, number)
+        finally:
+            self._under_way = False
+
+    async def _transfer(self, bot: Bot, name: str, number: str) -> dict[str, str]:
         line = TTSSpeakFrame(HANDOFF_LINE.format(target=name))
         details = {"target": name, "to": number}
         if self.call.provider == exotel.NAME:

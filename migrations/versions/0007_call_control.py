@@ -1,5 +1,4 @@
-"""Call control: where a call was transferred, how the dial ended and what the agent heard,
-its legs, its replica.
+"""Call control: transfers (target, number, outcome, whisper), legs, replica.
 
 Revision ID: 0007_call_control
 Revises: 0006_dialout_attempts
