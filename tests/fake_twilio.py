@@ -79,6 +79,8 @@ class FakeTwilio(FakeRestApi):
         self._calls: dict[str, dict[str, Any]] = {}
         self._gone: set[str] = set()
         self._update_refusals: list[Answer] = []
+        # The account's Twilio numbers and verified caller ids; a `<Dial callerId>` must be one.
+        self.owned_numbers: set[str] = {"+15550002222"}
         self.recordings = FakeRecordings(self)
 
     # -- What tests set and read --
@@ -205,9 +207,10 @@ class FakeTwilio(FakeRestApi):
         if document.tag != "Response":
             return _error(400, 12102, "The root element must be Response")
         for dial in document.iter("Dial"):
-            caller_id = dial.get("callerId")
-            if caller_id is not None and not PHONE_NUMBER.match(caller_id):
-                return _error(400, 13214, f"Dial: Invalid callerId value {caller_id}")
+            # Twilio would use the caller's own number, which it then refuses: ask for one.
+            caller_id = dial.get("callerId") or ""
+            if not PHONE_NUMBER.match(caller_id) or caller_id not in self.owned_numbers:
+                return _error(400, 13214, f"Dial: Invalid callerId value {caller_id!r}")
             for number in dial.iter("Number"):
                 if not PHONE_NUMBER.match((number.text or "").strip()):
                     return _error(400, 13223, f"Dial: Invalid phone number {number.text}")

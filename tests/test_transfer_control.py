@@ -4,6 +4,7 @@ closed so the flow's next applet takes over), and every bad request answered pla
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from telephony.call_info import CallInfo
 from tests.conftest import MakeServer, Transcribe
 from tests.conversation import hear_greeting, words
 from tests.fake_twilio import FakeTwilio
-from tests.recording_helpers import API_KEY, post
+from tests.recording_helpers import API_KEY, get, post
 from tests.records_helpers import reading, record_when
 from tests.test_call_control import hear_next
 from tests.transfer_helpers import SALES, TARGETS, dial_of, transfer_server, until
@@ -101,6 +102,14 @@ async def test_any_replica_transfers_and_hangs_up_a_twilio_call_by_its_sid(
         assert dial.get("callerId") == transferred.to_number
         assert [n.text for n in dial.findall("Number")] == [SALES]
         assert dial.get("action", "").startswith(f"{server.url}/transfer/dial-result?")
+        status, _, body = await get(url)
+        shown = json.loads(body)["transfer"]
+        assert (status, shown["target"], shown["to"], shown["status"]) == (
+            200,
+            "sales",
+            SALES,
+            "dialing",
+        )
 
         hung_up = await _held_elsewhere(database, "twilio")
         status, answer = await post(f"{server.url}/calls/{hung_up.call_sid}/hangup", {})

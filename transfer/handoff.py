@@ -118,7 +118,9 @@ class Handoff:
             model: The assistant's LLM model, for the whisper's summary.
         """
         self.call = call
-        self.targets = targets_for(call.parameters, settings)
+        # A browser call (the console's) has no phone line to move.
+        movable = call.provider in (twilio.NAME, exotel.NAME)
+        self.targets = targets_for(call.parameters, settings) if movable else {}
         self._settings = settings
         self._events = events
         self._recording = recording
