@@ -22,6 +22,7 @@ from tests.fake_twilio import FakeTwilio
 from tests.records_helpers import reading, record_when
 from tests.transfer_helpers import SALES, dial_of, signed_post, transfer_server, until
 from transfer.links import whisper_url
+from transfer.summary import summarize
 
 SUMMARY = "Ada Lovelace wants to move her delivery to Friday."
 
@@ -200,3 +201,22 @@ def test_transfer_settings_are_checked_at_start_up() -> None:
         transfer_targets="sales=+15551230001", public_url="https://example.com", **twilio
     )
     assert settings.transfer_targets == {"sales": "+15551230001"}
+
+
+async def test_without_an_llm_the_whisper_reads_the_last_turns() -> None:
+    turns = [
+        ("user", "Hello."),
+        ("assistant", "Hello! How can I help you today?"),
+        ("user", "My parcel never arrived."),
+        ("assistant", "I am sorry to hear that."),
+        ("user", "I want a refund."),
+    ]
+    summary = await summarize(offline_settings(llm="echo"), turns, "support", None)
+    assert summary.startswith("A call transferred to support.")
+    assert "The caller said: I want a refund." in summary
+    assert "Hello." not in summary  # only the last turns
+    # An LLM that cannot be reached gives way to the last turns too, within its time bound.
+    unreachable = offline_settings(
+        llm="openai", openai_api_key="sk-unused", openai_base_url="http://127.0.0.1:9/v1"
+    )
+    assert await summarize(unreachable, turns, "support", None) == summary
