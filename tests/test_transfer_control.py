@@ -54,6 +54,9 @@ async def test_a_transfer_twilio_refuses_is_said_and_the_call_goes_on(
             assert (status, answer) == (200, {"call_sid": call.call_sid, "status": "ended"})
             await call.wait_closed(timeout=10)
             assert call.closed_by == "server"
+        # The call is hung up through Twilio's REST API, not only its stream closed.
+        (hangup,) = await until(twilio.hangups, what="the REST hang-up")
+        assert hangup.path.endswith(f"/Calls/{call.call_sid}.json")
         assert [r.status for r in twilio.call_updates()] == [400, 400]
         database = f"sqlite:///{tmp_path / 'switchboard.db'}"
         async with reading(database) as store:

@@ -203,6 +203,10 @@ class Handoff:
                 summarize(self._settings, self._turns(bot), name, self._model)
             )
         await self._say_and_wait(bot, line)
+        if bot.end_reason is not None or self._events.caller_left:
+            if summary is not None:
+                summary.cancel()
+            raise NotTransferable(f"Call {self.call.call_sid} ended during the handoff line")
         whisper = None
         if summary is not None:
             details["summary"] = await summary
