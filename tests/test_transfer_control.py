@@ -105,8 +105,8 @@ async def test_any_replica_transfers_and_hangs_up_a_twilio_call_by_its_sid(
         assert dial.get("callerId") == transferred.to_number
         assert [n.text for n in dial.findall("Number")] == [SALES]
         assert dial.get("action", "").startswith(f"{server.url}/transfer/dial-result?")
-        status, _, body = await get(url)
-        shown = json.loads(body)["transfer"]
+        status, _, shown_body = await get(url)
+        shown = json.loads(shown_body)["transfer"]
         assert (status, shown["target"], shown["to"], shown["status"]) == (
             200,
             "sales",
@@ -121,8 +121,12 @@ async def test_any_replica_transfers_and_hangs_up_a_twilio_call_by_its_sid(
         assert hangup.path.endswith(f"/Calls/{hung_up.call_sid}.json") and hangup.status == 200
 
         exotel = await _held_elsewhere(database, "exotel")
-        for action, body in (("hangup", {}), ("transfer", {"target": "sales"})):
-            status, answer = await post(f"{server.url}/calls/{exotel.call_sid}/{action}", body)
+        requests: tuple[tuple[str, dict[str, str]], ...] = (
+            ("hangup", {}),
+            ("transfer", {"target": "sales"}),
+        )
+        for action, request in requests:
+            status, answer = await post(f"{server.url}/calls/{exotel.call_sid}/{action}", request)
             assert status == 409 and "replica that holds its stream" in answer["detail"], answer
         assert len(twilio.requests) == 2
     async with reading(database) as store:
