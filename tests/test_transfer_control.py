@@ -16,7 +16,15 @@ from tests.fake_twilio import FakeTwilio
 from tests.recording_helpers import API_KEY, get, post
 from tests.records_helpers import reading, record_when
 from tests.test_call_control import hear_next
-from tests.transfer_helpers import SALES, TARGETS, dial_of, transfer_server, until
+from tests.transfer_helpers import (
+    SALES,
+    TARGETS,
+    dial_of,
+    signed_post,
+    transfer_server,
+    until,
+)
+from tests.webhook_servers import SECRET, EventReceiver
 
 
 async def test_a_transfer_twilio_refuses_is_said_and_the_call_goes_on(
@@ -89,8 +97,14 @@ async def test_any_replica_transfers_and_hangs_up_a_twilio_call_by_its_sid(
     make_server: MakeServer, tmp_path: Path
 ) -> None:
     database = f"sqlite:///{tmp_path / 'switchboard.db'}"
-    with FakeTwilio() as twilio:
-        server = transfer_server(make_server, twilio)
+    with FakeTwilio() as twilio, EventReceiver() as receiver:
+        server = transfer_server(
+            make_server,
+            twilio,
+            events_url=f"{receiver.base_url}/events",
+            webhook_secret=SECRET,
+            tools_allow_private=True,
+        )
         transferred = await _held_elsewhere(database, "twilio")
         url = f"{server.url}/calls/{transferred.call_sid}"
         status, answer = await post(f"{url}/transfer", {"target": "nobody"})
@@ -129,13 +143,31 @@ async def test_any_replica_transfers_and_hangs_up_a_twilio_call_by_its_sid(
             status, answer = await post(f"{server.url}/calls/{exotel.call_sid}/{action}", request)
             assert status == 409 and "replica that holds its stream" in answer["detail"], answer
         assert len(twilio.requests) == 2
+
+        # The holder sees Twilio end its stream: the record says the call was transferred.
+        # (The holder here is the test's own store, which writes no events.)
+        async with reading(database) as store:
+            await store.end_call(transferred.call_sid, "caller_hung_up", leg=1)
+        # Twilio says nobody answered: the events tell the operator both ends of the transfer.
+        form = {"CallSid": transferred.call_sid, "DialCallStatus": "no-answer"}
+        assert (await signed_post(dial.get("action", ""), form, twilio.auth_token))[0] == 200
+        delivered = await receiver.wait_for(3)
+        assert receiver.unverified == 0
+        sent = {(r.body["type"], r.body["data"]["call_sid"]): r.body["data"] for r in delivered}
+        assert set(sent) == {
+            ("call.transferred", transferred.call_sid),
+            ("call.transfer_ended", transferred.call_sid),
+            ("call.ended", hung_up.call_sid),
+        }, sent
+        handed = sent["call.transferred", transferred.call_sid]
+        assert (handed["target"], handed["to"], handed["status"]) == ("sales", SALES, "dialing")
+        assert "summary" not in handed
+        assert sent["call.transfer_ended", transferred.call_sid]["status"] == "no-answer"
+        assert sent["call.ended", hung_up.call_sid]["end_reason"] == "ended_by_api"
     async with reading(database) as store:
-        record = await store.get_call(transferred.call_sid)
-        assert record is not None
-        assert (record.transfer_target, record.transfer_status) == ("sales", "dialing")
-        # The holder sees Twilio end its stream: the record says it was transferred.
-        await store.end_call(transferred.call_sid, "caller_hung_up", leg=1)
-        assert (await record_when(store, transferred.call_sid)).end_reason == "transferred"
+        record = await record_when(store, transferred.call_sid)
+        assert (record.transfer_target, record.transfer_status) == ("sales", "no-answer")
+        assert record.end_reason == "transferred"
         assert (await record_when(store, hung_up.call_sid)).end_reason == "ended_by_api"
 
 
