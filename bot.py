@@ -42,6 +42,8 @@ from pipecat.workers.runner import WorkerRunner
 from assistants.persona import greeting, system_prompt
 from settings import Settings
 from telephony import CallInfo
+from transfer.handoff import TOOL_NAME as TRANSFER_TOOL
+from transfer.handoff import returned_line
 from voice import VoiceStack
 from voice.callee_first import CalleeFirst
 from voice.echo import BOT_ENDED, FAREWELL
@@ -59,6 +61,7 @@ from voice.prompts import PromptFrame, PromptPlayer, opening
 if TYPE_CHECKING:
     from assistants.model import Assistant
     from tools.calls import CallTools
+    from transfer.handoff import Handoff
 
 # After VAD says the caller stopped, how long they may pause before the turn is theirs no more.
 USER_PAUSE_SECS = 0.4
@@ -82,6 +85,8 @@ class EndReason(StrEnum):
     BOT_ENDED = "bot_ended"
     DRAINED = "drained"
     ERROR = "error"
+    TRANSFERRED = "transferred"
+    ENDED_BY_API = "ended_by_api"
 
 
 class CallEnded(Exception):
@@ -100,6 +105,8 @@ class Bot:
         observers: Sequence[BaseObserver] = (),
         assistant: Assistant | None = None,
         tools: CallTools | None = None,
+        handoff: Handoff | None = None,
+        history: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Build the call's pipeline (cheap: the heavy models are shared by `voice`).
 
@@ -111,6 +118,8 @@ class Bot:
             observers: Watch the pipeline's frames, off its path (e.g. the call's transcript).
             assistant: Who answers (prompt, greeting, voice, timing); else the settings.
             tools: The assistant's HTTP tools, bound to the call, for an LLM agent.
+            handoff: The call's transfers: `transfer_call` is offered when it has targets.
+            history: What was said in the call's earlier legs (role, text), for the LLM.
         """
         self.call = call
         self.assistant = assistant
@@ -119,9 +128,14 @@ class Bot:
         self._greeting = greeting(call, voice, settings, assistant)
         self._voice = voice
         self._notice = settings.recording_notice if settings.records(call.provider) else ""
+        if call.leg > 1:  # the caller is back from a transfer that did not go through
+            self._greeting = returned_line(call) or self._greeting
+            self._notice = ""
         self._tasks: set[asyncio.Task[None]] = set()
 
-        context = LLMContext()
+        said = [{"role": role, "content": text} for role, text in history]
+        context = LLMContext(messages=said)  # type: ignore[arg-type]
+        self.context = context
         agent = voice.agent(
             system_prompt(call, settings, assistant), assistant.llm_model if assistant else None
         )
@@ -132,9 +146,15 @@ class Bot:
             if offers_keys(call, settings.press_keys, listed=listed):
                 schemas.append(PRESS_KEYS_TOOL)
                 agent.register_function("press_keys", KeyPresser(call.sample_rate).handle)
+            if handoff is not None and handoff.targets:
+                schemas.append(handoff.schema())
+                agent.register_function(TRANSFER_TOOL, handoff.tool)
             context.set_tools(ToolsSchema(standard_tools=schemas))
             if tools is not None:
                 tools.register(agent)
+        self.handoff = handoff
+        if handoff is not None:
+            handoff.attach(self)
         language = assistant.language if assistant else None
         vad = voice.vad(assistant.vad_stop_secs if assistant else None)
         stt = voice.stt(language)
@@ -246,13 +266,27 @@ class Bot:
         if self.end_reason is not None or self.worker.has_finished():
             raise CallEnded(f"call {self.call.call_sid} has ended")
 
+    def hand_off(self, handed: bool = True) -> None:
+        """The call moves on to a transfer (or, refused, stays): how the pipeline's end counts."""
+        self.end_reason = EndReason.TRANSFERRED if handed else None
+
+    async def end_by_api(self) -> None:
+        """End the call now (`POST /calls/{sid}/hangup`): the stream closes, the call ends.
+
+        Twilio's serializer hangs the call up through the REST API as the pipeline
+        stops; Exotel's flow moves on when the stream closes.
+        """
+        self._check_live()
+        self.end_reason = EndReason.ENDED_BY_API
+        await self.worker.cancel(reason="ended by the API")
+
     def caller_left(self) -> None:
         """The caller hung up: stop once their last words are heard, nothing left to say."""
         if self.end_reason is None:
             self.end_reason = EndReason.CALLER_HUNG_UP
         if not self._leaving:
             self._leaving = True
-            self._spawn(self._hang_up())
+            self.spawn(self._hang_up())
 
     async def _hang_up(self) -> None:
         # Words said just before the hang-up are still in VAD and STT: let them reach
@@ -279,7 +313,8 @@ class Bot:
         await params.llm.push_frame(TTSSpeakFrame(FAREWELL))
         await params.llm.push_frame(EndWorkerFrame(reason=BOT_ENDED), FrameDirection.DOWNSTREAM)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` alongside the call; it is cancelled when the call ends."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -56,6 +56,7 @@ from settings import Settings
 from telephony.stream_token import stream_secret
 from tools.http import ToolClient
 from tools.metrics import ToolMetrics
+from transfer import routes as transfer_routes
 from voice import VoiceStack
 
 
@@ -149,6 +150,7 @@ def create_app(settings: Settings, voice: VoiceStack | None = None) -> FastAPI:
         control.router,
         recording_routes.router,
         recording_routes.callbacks,
+        transfer_routes.router,
     ):
         app.include_router(router)
     console.install(app, settings)

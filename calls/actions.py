@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from bot import Bot, CallEnded
 from calls.relay import CallRelay, Holder, RelayError
 from ops.admission import Admission
+from records.models import Call
 from records.recorder import Recorder
 from settings import Settings
 from voice.prompts import PromptError, load_prompt
@@ -93,6 +94,20 @@ def holder(admission: Admission, settings: Settings) -> Holder:
     return answer
 
 
+async def live_record(call_sid: str, records: Recorder) -> Call:
+    """The record of a call not yet ended.
+
+    Raises:
+        HTTPException: 404 for a call not on record, 409 for one that has ended.
+    """
+    call = await records.store.get_call(call_sid)
+    if call is None:
+        raise HTTPException(404, f"No call {call_sid} is on record")
+    if call.ended_at is not None or call.end_reason is not None:
+        raise HTTPException(409, f"Call {call_sid} has ended")
+    return call
+
+
 async def run(
     call_sid: str,
     action: Play | Say,
@@ -110,11 +125,7 @@ async def run(
     if bot is not None:
         status, detail = await act(bot, action, settings)
     else:
-        call = await records.store.get_call(call_sid)
-        if call is None:
-            raise HTTPException(404, f"No call {call_sid} is on record")
-        if call.ended_at is not None or call.end_reason is not None:
-            raise HTTPException(409, f"Call {call_sid} has ended")
+        await live_record(call_sid, records)
         elsewhere = f"Call {call_sid} is not running in this process"
         if relay is None:
             raise HTTPException(

@@ -43,6 +43,7 @@ from deps import (
 from ops.admission import proxy_retries
 from ops.metrics import Metrics, StreamRefusal
 from records.attempts import AttemptStore
+from records.recorder import Recorder
 from settings import Settings
 from telephony import (
     CallEvents,
@@ -57,6 +58,7 @@ from telephony import (
 from telephony.access import admitted_providers, confirm
 from telephony.stream_token import TokenError
 from tools.calls import CallTools, caller_identity
+from transfer.handoff import Handoff
 from urls import public_base, stream_url
 from voice.pipecat.fastpath import TelephonyTransport
 
@@ -119,7 +121,8 @@ async def media_stream(
         if assistants.path is not None:  # the record and events name the assistant
             call = replace(call, parameters={**call.parameters, "assistant": choice.assistant.name})
         events = CallEvents()
-        recording = records.recording(call)
+        first_seq, history = await earlier_turns(records, call)
+        recording = records.recording(call, first_seq=first_seq)
         tape = None
         if settings.recording is RecordingMode.LOCAL:
             tape = await recordings.start(call)
@@ -162,7 +165,24 @@ async def media_stream(
                     name, arguments, outcome.result, **outcome.details
                 ),
             )
-            bot = Bot(call, transport, voice, settings, assistant=choice.assistant, tools=tools)
+            handoff = Handoff(
+                call,
+                settings,
+                events,
+                recording,
+                public_base(websocket, settings),
+                model=choice.assistant.llm_model,
+            )
+            bot = Bot(
+                call,
+                transport,
+                voice,
+                settings,
+                assistant=choice.assistant,
+                tools=tools,
+                handoff=handoff,
+                history=history,
+            )
             recording.follow(bot.aggregators)
             metrics.watch(
                 bot.worker, call.direction, accepted_at, recording.add_reply_latency, trace.reply
@@ -223,6 +243,25 @@ async def handshake(
         await refuse(websocket, WS_UNSUPPORTED_DATA, str(e))
         return None
     return call
+
+
+async def earlier_turns(records: Recorder, call: CallInfo) -> tuple[int, list[tuple[str, str]]]:
+    """A later leg's start: the last turn's place on record, and what was said (for the LLM).
+
+    A caller back from a transfer talks to a bot that knows the conversation so far, and
+    the new leg's transcript goes on after the earlier one.
+    """
+    if call.leg == 1:
+        return 0, []
+    try:
+        record = await records.store.get_call(call.call_sid)
+    except Exception as e:
+        logger.error(f"The call's earlier turns could not be read: {type(e).__name__}")
+        return 0, []
+    if record is None:
+        return 0, []
+    said = [(t.role, t.text) for t in record.turns if t.role in ("user", "assistant")]
+    return max((t.seq for t in record.turns), default=0), said
 
 
 async def refuse(websocket: WebSocket, code: int, reason: str) -> None:

@@ -18,6 +18,8 @@ END_REASONS = {
     "drained": "the server restarted (drain)",
     "error": "an error",
     "rejected": "turned away: at capacity or draining",
+    "transferred": "transferred to a person",
+    "ended_by_api": "hung up through the API",
 }
 
 

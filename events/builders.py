@@ -9,7 +9,8 @@ Every event is a Standard Webhooks message:
     call.ended         + started_at, answered_at, ended_at, duration, end_reason, status,
                        answered_by, transcript, recording (null until recordings exist),
                        reply_latencies (seconds, per turn)
-    call.transferred   + target, … (from the transfer code, with call control)
+    call.transferred   + target, to, status (dialing, handed_off): the call was handed over
+    call.transfer_ended + target, to, status (the dial's outcome, or refused with code, reason)
     dialout.status     + status, answered_by, duration, sequence: each status callback
     tool.called        + tool, arguments, outcome, seconds, status, result
 

@@ -108,6 +108,7 @@ class Call(Base):
             `refused` (Twilio refused it), `handed_off` (Exotel's flow took the call
             on), or the dial's outcome as Twilio's `DialCallStatus` says it
             (`completed`, `answered`, `busy`, `no-answer`, `failed`, `canceled`).
+        transfer_summary: What the agent heard before being connected (the whisper).
         transferred_at: When the call was handed to the target.
         legs: How many streams the bot had in the call: 2 once a failed transfer
             brought the caller back.
@@ -144,6 +145,7 @@ class Call(Base):
     transfer_target: Mapped[str | None] = mapped_column(Text)
     transfer_to: Mapped[str | None] = mapped_column(Text)
     transfer_status: Mapped[str | None] = mapped_column(Text)
+    transfer_summary: Mapped[str | None] = mapped_column(Text)
     transferred_at: Mapped[datetime | None]
     legs: Mapped[int | None] = mapped_column(Integer)
     replica: Mapped[str | None] = mapped_column(Text)

@@ -128,6 +128,10 @@ class CallRecording:
         """Queue the call's transfer (`target`, `to`, `status`) and its `call.transferred` event."""
         self._submit(lambda: self._store.transferred(self.call_sid, details))
 
+    def transfer_ended(self, status: str, details: Mapping[str, Any]) -> None:
+        """Queue the transfer's outcome (`refused`, …) and its `call.transfer_ended` event."""
+        self._submit(lambda: self._store.transfer_ended(self.call_sid, status, details))
+
     def set_recording(self, source: str, location: str) -> None:
         """Queue a note of where the call's recording goes; returns at once."""
         self._submit(lambda: self._store.set_recording(self.call_sid, source, location))

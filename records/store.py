@@ -162,14 +162,19 @@ class CallStore(CallReads, TransferWrites):
         A call turned away is `busy` to Twilio; any other call that ended
         without a final status from Twilio is `completed`. `details` go into
         its `call.ended` event (e.g. `reply_latencies`). The end of a `leg`
-        that a later leg has followed changes nothing: the call goes on.
+        that a later leg has followed changes nothing: the call goes on. A stream
+        that ends while Twilio dials a transfer target (the caller "left" it, as
+        seen from a replica that did not make the transfer) ended `transferred`.
         """
         at = at or _now()
 
         def end(call: Call) -> Emitted | None:
+            nonlocal reason
             if leg is not None and (call.legs or 1) > leg:
                 return None
             ended_before = call.end_reason is not None
+            if not ended_before and call.transfer_status == "dialing":
+                reason = TRANSFERRED
             call.ended_at = call.ended_at or at
             call.end_reason = call.end_reason or str(reason)
             if call.status not in FINAL_STATUSES:

@@ -20,9 +20,10 @@ class TransferWrites:
     _change: Callable[..., Awaitable[Call | None]]
 
     async def transferred(self, call_sid: str, details: Mapping[str, Any]) -> None:
-        """The call was handed to a target (`details`: `target`, `to`, `status`).
+        """The call was handed to a target (`details`: `target`, `to`, `status`, `summary`).
 
-        Its `call.transferred` event goes out with them.
+        Its `call.transferred` event goes out with them, but for the whisper's
+        `summary`, which stays on the record (where the whisper URL reads it).
         """
         at = datetime.now(UTC)
 
@@ -30,8 +31,9 @@ class TransferWrites:
             call.transfer_target = details.get("target")
             call.transfer_to = details.get("to")
             call.transfer_status = details.get("status")
+            call.transfer_summary = details.get("summary")
             call.transferred_at = at
-            return "call.transferred", dict(details)
+            return "call.transferred", {k: v for k, v in details.items() if k != "summary"}
 
         await self._change(call_sid, note, at)
 

@@ -107,6 +107,30 @@ RECORDING_STATUS_CALLBACK: dict[str, Any] = {
     },
 }
 
+_DIAL_RESULT_FORM = _fields(
+    {
+        "CallSid": "The call transferred",
+        "DialCallStatus": "How the dial ended",
+        "From": "The caller",
+        "To": "The number called",
+        "Direction": "inbound or outbound-api",
+    },
+    required=("CallSid", "DialCallStatus"),
+)
+_DIAL_RESULT_FORM["properties"]["CallSid"]["pattern"] = "^CA[0-9a-f]{32}$"
+_DIAL_RESULT_FORM["properties"]["DialCallStatus"]["enum"] = [
+    "completed", "answered", "busy", "no-answer", "failed", "canceled"
+]  # fmt: skip
+DIAL_RESULT: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {FORM: {"schema": _DIAL_RESULT_FORM}}}
+}
+
+WHISPER: dict[str, Any] = {
+    "requestBody": {
+        "content": {FORM: {"schema": _fields({"CallSid": "The agent's leg"}, required=())}}
+    },
+}
+
 _EXOTEL_NAMES = {
     "CallSid": "The call placed",
     "Status": "completed, failed, busy, no-answer",

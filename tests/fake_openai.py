@@ -11,6 +11,9 @@ OpenAI's server-sent-event format, and is scripted:
 - a tool's result has come back since the caller last spoke: it answers with
   `reply_to_tool(result)`;
 - otherwise it answers "You said: <their words>".
+
+A request that does not ask to stream (`"stream": false`, as a one-off summary
+does) gets one `chat.completion` whose content is `complete(messages)`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,18 @@ def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> byte
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
     return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def _completion(model: str, text: str) -> dict[str, Any]:
+    message = {"role": "assistant", "content": text}
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
 
 
 def _error(status: int, message: str, kind: str) -> web.Response:
@@ -108,6 +123,7 @@ class FakeOpenAI(LoopbackServer):
         api_key: str = "sk-test-key",
         tool_calls: Mapping[str, tuple[str, dict[str, Any]]] | None = None,
         reply_to_tool: Callable[[Any], str] | None = None,
+        complete: Callable[[list[dict[str, Any]]], str] | None = None,
     ) -> None:
         """Script the fake.
 
@@ -115,11 +131,13 @@ class FakeOpenAI(LoopbackServer):
             api_key: The key requests must carry.
             tool_calls: A word the caller may say → the tool to call and its arguments.
             reply_to_tool: The answer once a tool's result is back (given the result).
+            complete: The answer to a request that is not streamed (given its messages).
         """
         super().__init__()
         self.api_key = api_key
         self.tool_calls = dict(tool_calls or {})
         self.reply_to_tool = reply_to_tool or (lambda result: f"The tool said {result}.")
+        self.complete = complete or (lambda messages: str(messages[-1].get("content") or ""))
         self._lock = threading.Lock()
         self._requests: list[dict[str, Any]] = []
         self._call_ids = 0
@@ -144,6 +162,8 @@ class FakeOpenAI(LoopbackServer):
             self._requests.append(body)
 
         model, messages = body["model"], body["messages"]
+        if not body.get("stream"):
+            return web.json_response(_completion(model, self.complete(messages)))
         last_user = max(i for i, m in enumerate(messages) if m["role"] in ("user", "system"))
         said = str(messages[last_user].get("content") or "") if last_user else ""
         results = [m["content"] for m in messages[last_user:] if m["role"] == "tool"]

@@ -35,6 +35,7 @@ MEDIA_PATH = re.compile(
     rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Recordings/(?P<recording>RE[0-9a-f]{{32}})\.wav$"
 )
 CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
+INVALID_CALL_STATE = 21220
 # E.164, or a Twilio Client / SIP address, as Calls accepts for To.
 PHONE_NUMBER = re.compile(r"^\+[1-9]\d{6,14}$")
 ADDRESS = re.compile(r"^(client:\S+|sip:\S+@\S+)$")
@@ -77,6 +78,9 @@ class FakeTwilio(FakeRestApi):
         super().__init__(account_sid, user=account_sid, password=self.auth_token)
         self._calls: dict[str, dict[str, Any]] = {}
         self._gone: set[str] = set()
+        self._update_refusals: list[Answer] = []
+        # The account's Twilio numbers and verified caller ids; a `<Dial callerId>` must be one.
+        self.owned_numbers: set[str] = {"+15550002222"}
         self.recordings = FakeRecordings(self)
 
     # -- What tests set and read --
@@ -89,6 +93,23 @@ class FakeTwilio(FakeRestApi):
         """Make updates to this call answer 404, as for a call Twilio no longer has."""
         with self._lock:
             self._gone.add(call_sid)
+
+    def refuse_next_update(self, status: int, code: int, message: str) -> None:
+        """Answer the next TwiML update of a call with this error (e.g. 13214, bad caller id)."""
+        with self._lock:
+            self._update_refusals.append(_error(status, code, message))
+
+    def end_call(self, call_sid: str) -> None:
+        """The call ended on Twilio's side: its TwiML can no longer be updated (21220)."""
+        with self._lock:
+            self._calls.setdefault(call_sid, self._resource(call_sid, to="", from_=""))
+            self._calls[call_sid].update(status="completed", end_time=_now())
+
+    def call_updates(self) -> list[RecordedRequest]:
+        """Call updates carrying new TwiML (a transfer), whatever was answered."""
+        return [
+            r for r in self.requests if CALL_PATH.match(r.path) and r.value("Twiml") is not None
+        ]
 
     def calls_created(self) -> list[RecordedRequest]:
         """Calls create requests that created a call (answered 201)."""
@@ -168,11 +189,36 @@ class FakeTwilio(FakeRestApi):
             call_sid,
             self._resource(call_sid, to="", from_="", direction="inbound", status="in-progress"),
         )
+        if (twiml := fields.get("Twiml")) is not None:
+            return self._redirect(call, twiml)
         status = fields.get("Status")
         if status is not None:
             if status not in ("completed", "canceled"):
                 return _error(400, 21218, f"Invalid value for Status: {status}")
             call.update(status=status, end_time=_now(), date_updated=_now())
+        return 200, call
+
+    def _redirect(self, call: dict[str, Any], twiml: str) -> Answer:
+        """New TwiML for a live call, checked as Twilio checks it."""
+        try:
+            document = ElementTree.fromstring(twiml)
+        except ElementTree.ParseError as exc:
+            return _error(400, 12100, f"Document parse failure: {exc}")
+        if document.tag != "Response":
+            return _error(400, 12102, "The root element must be Response")
+        for dial in document.iter("Dial"):
+            # Twilio would use the caller's own number, which it then refuses: ask for one.
+            caller_id = dial.get("callerId") or ""
+            if not PHONE_NUMBER.match(caller_id) or caller_id not in self.owned_numbers:
+                return _error(400, 13214, f"Dial: Invalid callerId value {caller_id!r}")
+            for number in dial.iter("Number"):
+                if not PHONE_NUMBER.match((number.text or "").strip()):
+                    return _error(400, 13223, f"Dial: Invalid phone number {number.text}")
+        if call["status"] not in ("in-progress", "ringing", "queued"):
+            return _error(400, INVALID_CALL_STATE, "Call is not in-progress. Cannot redirect.")
+        if self._update_refusals:
+            return self._update_refusals.pop(0)
+        call.update(date_updated=_now())
         return 200, call
 
     def _resource(

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
     "assistants", "bench", "calls", "config", "console", "dialout", "events", "latency", "ops",
-    "records", "simulator", "telephony", "tools", "voice",
+    "records", "simulator", "telephony", "tools", "transfer", "voice",
 )  # fmt: skip
 MAX_TOP_LEVEL_MODULES = 8
 # "About 300 lines": a module past this is two concepts, or one that wants a folder.

@@ -1,4 +1,4 @@
-"""Call control: where a call was transferred and how the dial ended, its legs, its replica.
+"""Call control: transfers (target, number, outcome, whisper), legs, replica.
 
 Revision ID: 0007_call_control
 Revises: 0006_dialout_attempts
@@ -23,6 +23,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("transfer_target", sa.Text(), nullable=True))
         batch.add_column(sa.Column("transfer_to", sa.Text(), nullable=True))
         batch.add_column(sa.Column("transfer_status", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("transfer_summary", sa.Text(), nullable=True))
         batch.add_column(sa.Column("transferred_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("legs", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("replica", sa.Text(), nullable=True))
@@ -33,6 +34,7 @@ def downgrade() -> None:
         batch.drop_column("replica")
         batch.drop_column("legs")
         batch.drop_column("transferred_at")
+        batch.drop_column("transfer_summary")
         batch.drop_column("transfer_status")
         batch.drop_column("transfer_to")
         batch.drop_column("transfer_target")
