@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 from faster_whisper import WhisperModel
-from loguru import logger
 from pipecat.audio.utils import create_file_resampler
 from pipecat.frames.frames import Frame, TranscriptionFrame, VADUserStoppedSpeakingFrame
 from pipecat.services.piper.tts import PiperTTSService
@@ -115,7 +114,6 @@ class SharedWhisperSTT(WhisperSTTService):
         await self.stop_processing_metrics()
         if text:
             await self._handle_transcription(text, True, Language.EN)
-            logger.debug(f"Transcription: [{text}]")
             yield TranscriptionFrame(text, "", time_now_iso8601(), Language.EN)
         yield SegmentTranscribedFrame(segment=segment)
 
