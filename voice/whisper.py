@@ -1,4 +1,4 @@
-"""Whisper on a caller's utterance: one greedy pass over a window fitted to the speech.
+"""Whisper on a caller's utterance: one pass over a window fitted to the speech.
 
 faster-whisper pads every input to Whisper's 30 s window, and the encoder's
 cost grows faster than its input: for a two-second utterance tiny.en spends
@@ -8,11 +8,12 @@ suite's phrases come out word for word the same for a sixth of the cost.
 Shorter windows are cheaper still, but tiny.en then loops ("Yes." → "F F F …").
 
 A telephone utterance is one short stretch of speech, so the pass is
-greedy, without timestamps, conditioned on nothing said before, over the
-utterance with its leading and trailing quiet trimmed (`trim_quiet`). Should
-the short window ever loop anyway (its text compresses too well, as
-faster-whisper judges a hallucination), the utterance is transcribed again
-the usual way, in the full window.
+greedy (a beam search for the shortest, where it costs nothing), without
+timestamps, conditioned on nothing said before, over the utterance with its
+leading and trailing quiet trimmed (`trim_quiet`). Should the short window
+ever loop anyway (its text compresses too well, as faster-whisper judges a
+hallucination), the utterance is transcribed again the usual way, in the full
+window.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ NO_SPEECH_THRESHOLD = 0.6
 LOG_PROB_THRESHOLD = -1.0
 # About three words a second, 1.3 tokens a word: room for twice that, and no endless loop.
 TOKENS_PER_SEC = 8
+# Up to this much speech the decoder searches 5 beams: a word or two ("Goodbye." heard as
+# "bye" once, greedily) costs no more that way, and beyond it the encoder dominates less.
+BEAM_MAX_SECS = 3.0
+BEAM_SIZE = 5
 # Trimming: 20 ms frames quieter than both of these are not speech; keep this much around it.
 FRAME = RATE // 50
 QUIET_DBFS = -50.0
@@ -87,7 +92,7 @@ def transcribe_utterance(model: WhisperModel, audio: np.ndarray, language: str =
     [result] = model.model.generate(
         encoded,
         [prompt],
-        beam_size=1,
+        beam_size=BEAM_SIZE if audio.size / RATE <= BEAM_MAX_SECS else 1,
         max_length=len(prompt) + max_new,
         return_scores=True,
         return_no_speech_prob=True,
