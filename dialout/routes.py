@@ -168,10 +168,12 @@ async def place_call(
 
 
 def _int_or_none(value: object) -> int | None:
+    """A count of seconds (or a sequence number), None when it is not one a column holds."""
     try:
-        return int(str(value))
+        number = int(str(value))
     except ValueError:
         return None
+    return number if 0 <= number < 2**31 else None
 
 
 @router.post(
