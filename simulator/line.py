@@ -30,6 +30,7 @@ class _Frame:
     payload: str
     sent: asyncio.Future[float] | None = None
     ends_utterance: bool = False
+    hiccup: float = 0.0  # no audio: a mark that the network holds what follows this long
 
 
 class MediaLine:
@@ -117,6 +118,16 @@ class MediaLine:
         self._outgoing.extend(frames)
         return await sent
 
+    def hiccup(self, seconds: float) -> None:
+        """After anything already queued, the network holds the caller's audio.
+
+        For `seconds` nothing reaches the server; then everything held arrives
+        at once, as TCP delivers after a stall. The caller's clock goes on.
+        """
+        if self._clock_task is None or self._closed.is_set():
+            raise CallEnded("the call is not connected")
+        self._outgoing.append(_Frame("", hiccup=seconds))
+
     async def hang_up(self) -> None:
         """Send ``stop`` and close the stream; safe to call more than once."""
         if self._ws is not None and not self._closed.is_set():
@@ -140,12 +151,19 @@ class MediaLine:
         # slow iteration does not accumulate as drift.
         silence = _Frame(self._wire.silence_frame)
         chunk = 0
+        held: list[dict[str, Any]] = []
+        held_until = 0.0
         try:
             while True:
+                while self._outgoing and self._outgoing[0].hiccup:
+                    held_until = time.monotonic() + self._outgoing.popleft().hiccup
                 frame = self._outgoing.popleft() if self._outgoing else silence
-                await self._send(
-                    self._wire.media(frame.payload, chunk=chunk + 1, timestamp_ms=chunk * 20)
-                )
+                media = self._wire.media(frame.payload, chunk=chunk + 1, timestamp_ms=chunk * 20)
+                held.append(media)
+                if time.monotonic() >= held_until:
+                    for message in held:
+                        await self._send(message)
+                    held.clear()
                 chunk += 1
                 if frame.sent is not None:
                     sent_at = time.monotonic()

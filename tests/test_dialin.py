@@ -268,3 +268,26 @@ async def test_a_pause_inside_what_the_caller_says_does_not_end_their_turn(
     assert call.clears == clears_before + 1
     assert {"elephant", "dancing", "kitchen"} & reply, reply
     assert {"cat", "sleeping", "sofa"} & reply, reply
+
+
+async def test_a_network_hiccup_in_the_callers_pause_does_not_end_their_turn(
+    make_server: MakeServer, transcribe: Transcribe
+) -> None:
+    # The same breath, but the network holds the audio after it for 0.5 s and then
+    # delivers it at once: the pause the caller made is what counts, not how late it came.
+    first = await speak("The purple elephant is dancing in the kitchen.")
+    second = await speak("The yellow cat is sleeping on the sofa.")
+    breath = bytes(int(0.3 * 8000) * 2)
+    server = make_server()
+    async with SimulatedCall(server.url) as call:
+        await call.dial()
+        await hear_greeting(call)
+        clears_before = call.clears
+        said = asyncio.create_task(call.say(first + breath))
+        await asyncio.sleep(0)  # queued before the hiccup
+        call.hiccup(0.5)
+        reply = words(transcribe(await hear_reply(call, second)))
+        await said
+    assert call.clears == clears_before + 1
+    assert {"elephant", "dancing", "kitchen"} & reply, reply
+    assert {"cat", "sleeping", "sofa"} & reply, reply

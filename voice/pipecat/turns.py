@@ -9,12 +9,15 @@ Two things let it end a turn in the middle of a sentence:
   the turn;
 - with a segmented STT (Whisper transcribes each stretch of speech between VAD
   stops), the first stretch's words count as "some transcript" while the
-  second's are still being transcribed, and the turn ends without them.
+  second's are still being transcribed, and the turn ends without them;
+- the window is timed by the clock, so audio that arrives late (the network
+  held it, or the process was busy) counts as a pause the caller never made.
 
-Either way the bot starts answering half of what was said and is cut off when
+Each way the bot starts answering half of what was said and is cut off when
 the rest arrives. `PatientSpeechTimeout` also waits while VAD hears speech
-starting and while a segmented STT still owes the words of a stretch
-(`SegmentTranscribedFrame`).
+starting, while a segmented STT still owes the words of a stretch
+(`SegmentTranscribedFrame`), and until VAD has heard the pause window's worth
+of the caller's audio.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from voice.pipecat.vad import FastSileroVAD
 RECHECK_SECS = 0.032
 # Never hold a turn longer than this past its pause window (a stuck STT, say).
 MAX_HOLD_SECS = 3.0
+# Audio the window may be short of when its clock runs out, without a hold: VAD
+# hears in 32 ms windows and audio comes in 20 ms frames, so on time is never exact.
+LATE_SLACK_SECS = 0.064
 
 
 @dataclass
@@ -65,6 +71,7 @@ class PatientSpeechTimeout(SpeechTimeoutUserTurnStopStrategy):
         """
         super().__init__(user_speech_timeout=user_speech_timeout)
         self._vad = vad
+        self._pause_window = user_speech_timeout
         self._segmented_stt = segmented_stt
         self._stops = 0
         self._transcribed = 0
@@ -99,8 +106,12 @@ class PatientSpeechTimeout(SpeechTimeoutUserTurnStopStrategy):
         owed = self._segmented_stt and self._transcribed < self._stops
         return starting or owed
 
+    def _late(self) -> bool:
+        """Whether VAD has heard less of the caller's pause than the window's worth."""
+        return self._vad.heard_since_stop < self._pause_window - LATE_SLACK_SECS
+
     async def _maybe_trigger_user_turn_stopped(self) -> None:
-        if self._pending():
+        if self._pending() or self._late():
             if self._hold is None:
                 self._hold = self.task_manager.create_task(
                     self._trigger_when_settled(), f"{self}::_trigger_when_settled"
@@ -113,7 +124,7 @@ class PatientSpeechTimeout(SpeechTimeoutUserTurnStopStrategy):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + MAX_HOLD_SECS
         try:
-            while self._pending() and loop.time() < deadline:
+            while (self._pending() or self._late()) and loop.time() < deadline:
                 self._changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), RECHECK_SECS)

@@ -76,6 +76,7 @@ class FastSileroVAD(VADAnalyzer):
         self._context = np.zeros((1, 32), dtype=np.float32)
         self._quiet_windows = 0
         self._windows_in_quiet = 0
+        self._windows_since_stop: float = math.inf  # no stop yet: nothing to wait for
         self._settled_windows = 0  # windows in SETTLED_QUIET_SECS, once the rate is known
         self._window_is_quiet = False
         self._windows_since_reset = 0
@@ -103,6 +104,15 @@ class FastSileroVAD(VADAnalyzer):
         within their turn, and are not yet quiet in this sense.
         """
         return self._vad_state == VADState.QUIET and self._windows_in_quiet >= self._settled_windows
+
+    @property
+    def heard_since_stop(self) -> float:
+        """Seconds of the caller's audio analysed since VAD last said they stopped.
+
+        Audio time, not the clock's: audio that came late (a stalled network or
+        a busy process) has not yet been heard, whatever the clock says.
+        """
+        return self._windows_since_stop * self.num_frames_required() / self.sample_rate
 
     @property
     def hears_speech(self) -> bool:
@@ -155,6 +165,7 @@ class FastSileroVAD(VADAnalyzer):
             )
             quiet = self._vad_state == VADState.QUIET
             self._windows_in_quiet = self._windows_in_quiet + 1 if quiet else 0
+            self._windows_since_stop += 1
         self._settle()
         return self._vad_state
 
@@ -243,6 +254,7 @@ class FastSileroVAD(VADAnalyzer):
             and self._vad_stopping_count >= self._vad_stop_frames
         ):
             self._vad_state, self._vad_stopping_count = VADState.QUIET, 0
+            self._windows_since_stop = 0
 
     def _get_smoothed_volume(self, audio: bytes) -> float:
         # `_prepare` measured the window's level; this smooths the 400 ms mean as Pipecat does.
