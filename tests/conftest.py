@@ -4,6 +4,7 @@ and fakes of the telephony providers' REST APIs."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.postgres import PostgresServer
 from tests.s3_server import S3Account, S3Server
 from tests.server_thread import OWN_URL, ServerThread, free_port
 from voice import VoiceStack
+from voice.prompts import GreetingCache
 
 TEST_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 TEST_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -81,7 +83,10 @@ def make_server(voice_stack: VoiceStack, tmp_path: Path) -> Iterator[MakeServer]
         port = free_port()
         if overrides.get("public_url") == OWN_URL:
             overrides["public_url"] = f"http://127.0.0.1:{port}"
-        app = create_app(offline_settings(**overrides), voice=voice_stack)
+        # A greeting cache of its own, as a process has: Piper's speech varies from one
+        # synthesis to the next, and a rerun must not replay the same take.
+        voice = dataclasses.replace(voice_stack, greetings=GreetingCache())
+        app = create_app(offline_settings(**overrides), voice=voice)
         server = ServerThread(app, port=port)
         servers.append(server.start())
         return server

@@ -13,8 +13,11 @@ QUIET = 2.0
 
 
 def words(text: str) -> set[str]:
-    """The lower-case words of `text`, for checks that forgive Whisper's punctuation."""
-    return set(re.findall(r"[a-z]+", text.lower()))
+    """The lower-case words of `text`, for checks that forgive Whisper's punctuation.
+
+    Whisper writes "goodbye" apart now and then ("good bye"): the same word.
+    """
+    return set(re.findall(r"[a-z]+", re.sub(r"\bgood[\s-]+bye\b", "goodbye", text.lower())))
 
 
 async def speak(text: str) -> bytes:
