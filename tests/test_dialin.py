@@ -248,33 +248,14 @@ async def test_a_stream_without_start_is_closed_plainly(make_server: MakeServer)
     assert status == 200
 
 
+@pytest.mark.parametrize("hiccup", [0.0, 0.5], ids=["on_time", "after_a_network_hiccup"])
 async def test_a_pause_inside_what_the_caller_says_does_not_end_their_turn(
-    make_server: MakeServer, transcribe: Transcribe
+    make_server: MakeServer, transcribe: Transcribe, hiccup: float
 ) -> None:
     # A breath between two sentences: about 0.45 s of silence, inside the 0.6 s
-    # the caller may pause (VAD stop 0.2 s + pause window 0.4 s).
-    first = await speak("The purple elephant is dancing in the kitchen.")
-    second = await speak("The yellow cat is sleeping on the sofa.")
-    breath = bytes(int(0.3 * 8000) * 2)
-    server = make_server()
-    async with SimulatedCall(server.url) as call:
-        await call.dial()
-        await hear_greeting(call)
-        clears_before = call.clears
-        reply = words(transcribe(await hear_reply(call, first + breath + second)))
-    # Every turn the caller starts clears the bot's audio: one turn, one `clear`.
-    # Had the turn ended at the breath, the bot would have started on half of it
-    # and been cleared again when the caller went on.
-    assert call.clears == clears_before + 1
-    assert {"elephant", "dancing", "kitchen"} & reply, reply
-    assert {"cat", "sleeping", "sofa"} & reply, reply
-
-
-async def test_a_network_hiccup_in_the_callers_pause_does_not_end_their_turn(
-    make_server: MakeServer, transcribe: Transcribe
-) -> None:
-    # The same breath, but the network holds the audio after it for 0.5 s and then
-    # delivers it at once: the pause the caller made is what counts, not how late it came.
+    # the caller may pause (VAD stop 0.2 s + pause window 0.4 s). After a hiccup the
+    # network holds the audio after the breath, then delivers it at once: the pause
+    # the caller made is what counts, not how late it came.
     first = await speak("The purple elephant is dancing in the kitchen.")
     second = await speak("The yellow cat is sleeping on the sofa.")
     breath = bytes(int(0.3 * 8000) * 2)
@@ -284,10 +265,14 @@ async def test_a_network_hiccup_in_the_callers_pause_does_not_end_their_turn(
         await hear_greeting(call)
         clears_before = call.clears
         said = asyncio.create_task(call.say(first + breath))
-        await asyncio.sleep(0)  # queued before the hiccup
-        call.hiccup(0.5)
+        await asyncio.sleep(0)  # queued before the hiccup and the second sentence
+        if hiccup:
+            call.hiccup(hiccup)
         reply = words(transcribe(await hear_reply(call, second)))
         await said
+    # Every turn the caller starts clears the bot's audio: one turn, one `clear`.
+    # Had the turn ended at the breath, the bot would have started on half of it
+    # and been cleared again when the caller went on.
     assert call.clears == clears_before + 1
     assert {"elephant", "dancing", "kitchen"} & reply, reply
     assert {"cat", "sleeping", "sofa"} & reply, reply
