@@ -15,8 +15,13 @@ HOP = 160  # Whisper's mel frames: 10 ms each
 
 
 def as_caller(text: str, before: float = 1.0, after: float = 0.7) -> np.ndarray:
-    """`text` spoken on a phone line, with quiet around it as a VAD segment has, at 16 kHz."""
-    speech = np.frombuffer(synthesize(text), dtype="<i2").astype(np.float32) / 32768.0
+    """`text` spoken on a phone line, with quiet around it as a VAD segment has, at 16 kHz.
+
+    A take of its own, past `synthesize`'s cache: Piper's speech varies from one
+    synthesis to the next, and a rerun must hear a new take, not the one misheard.
+    """
+    pcm = synthesize.__wrapped__(text)
+    speech = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
     rng = np.random.default_rng(7)
     line = np.concatenate([np.zeros(int(before * 8000)), speech, np.zeros(int(after * 8000))])
     line = line + rng.normal(0.0, 0.001, line.size)  # a line is never digitally silent
